@@ -1,0 +1,23 @@
+/* Every size cap for input that comes from outside, in one place. */
+#ifndef KURA_CORE_LIMITS_H
+#define KURA_CORE_LIMITS_H
+
+/* GGUF */
+#define KURA_GGUF_MAX_KV            (1u << 20)  /* metadata key/value pairs */
+#define KURA_GGUF_MAX_TENSORS       (1u << 20)  /* tensor infos */
+#define KURA_GGUF_MAX_STRING        (1u << 30)  /* bytes in one string (chat templates can be big) */
+#define KURA_GGUF_MAX_KEY           65535u      /* bytes in one key / tensor name */
+#define KURA_GGUF_MAX_ARRAY         (1u << 28)  /* elements in one metadata array */
+#define KURA_GGUF_MAX_DIMS          4u
+#define KURA_GGUF_MAX_ALIGNMENT     (1u << 16)
+
+/* Model */
+#define KURA_MAX_LAYERS             1024
+#define KURA_MAX_VOCAB              (1 << 22)
+#define KURA_MAX_CTX                (1 << 20)
+#define KURA_MAX_TOKEN_BYTES        1024        /* bytes in one vocabulary entry */
+
+/* Text */
+#define KURA_MAX_PROMPT_BYTES       (64u << 20)
+
+#endif
