@@ -1,0 +1,474 @@
+/* The forward pass of llama / qwen2 / qwen3 decoder-only transformers over a batch of tokens
+ * that may belong to different sequences (each with its own KV cache). Matrix products
+ * quantize the activations to the weight type's dot-product type once per batch and then run
+ * row-parallel on the thread pool, so every weight row is read once per batch. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threadpool.h"
+#include "core/util.h"
+#include "kernels/kernels.h"
+#include "model/model_int.h"
+
+#define N_QCACHE 4 /* distinct activation types one normalized input can be quantized to */
+
+struct qcache {
+    enum kura_type type[N_QCACHE];
+    int n;
+};
+
+struct kura_ctx {
+    const struct kura_model *m;
+    struct kura_pool *pool;
+    int32_t n_batch;
+    /* Scratch, each (n_batch, width) row-major. */
+    float *x;      /* residual stream (n_embd) */
+    float *xn;     /* normalized input of the current block (max(n_embd, n_ff, q_dim)) */
+    float *q;      /* (q_dim) */
+    float *k;      /* (kv_dim) */
+    float *v;      /* (kv_dim) */
+    float *att;    /* attention output (q_dim) */
+    float *gate;   /* (n_ff) */
+    float *up;     /* (n_ff) */
+    float *tmp;    /* projection output (n_embd) */
+    uint8_t *xq[N_QCACHE]; /* quantized copies of xn, one per activation type */
+    size_t xq_row_bytes[N_QCACHE];
+    struct qcache qc;
+    size_t xq_cap;  /* bytes per xq buffer */
+    int32_t xn_width;
+    float *scores; /* per-thread attention scores (n_threads, scores_cap) */
+    uint16_t *q16; /* per-thread f16 copy of one query head (n_threads, head_dim) */
+    int32_t scores_cap;
+    float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
+};
+
+static float *falloc(size_t n)
+{
+    return malloc((n ? n : 1) * sizeof(float));
+}
+
+enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n_threads,
+                              struct kura_ctx **out, struct kura_errbuf *eb)
+{
+    *out = NULL;
+    if (n_batch < 1 || n_batch > 65536)
+        return kura_err_set(eb, KURA_ERR_RANGE, "batch size %d outside [1, 65536]", n_batch);
+    const struct kura_hparams *hp = &m->hp;
+    struct kura_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->n_batch = n_batch;
+    enum kura_err e = kura_pool_create(n_threads, &c->pool, eb);
+    if (e) {
+        free(c);
+        return e;
+    }
+    size_t nb = (size_t)n_batch;
+    size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t wmax = (size_t)hp->n_embd;
+    if ((size_t)hp->n_ff > wmax)
+        wmax = (size_t)hp->n_ff;
+    if (q_dim > wmax)
+        wmax = q_dim;
+    c->xn_width = (int32_t)wmax;
+    c->x = falloc(nb * hp->n_embd);
+    c->xn = falloc(nb * wmax);
+    c->q = falloc(nb * q_dim);
+    c->k = falloc(nb * kv_dim);
+    c->v = falloc(nb * kv_dim);
+    c->att = falloc(nb * q_dim);
+    c->gate = falloc(nb * hp->n_ff);
+    c->up = falloc(nb * hp->n_ff);
+    c->tmp = falloc(nb * hp->n_embd);
+    c->rope_cos = falloc(nb * (size_t)(hp->n_rot / 2));
+    c->rope_sin = falloc(nb * (size_t)(hp->n_rot / 2));
+    c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * hp->head_dim * sizeof(uint16_t));
+    /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
+    c->xq_cap = nb * (wmax * 4 + 64);
+    bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
+              c->rope_cos && c->rope_sin && c->q16;
+    for (int i = 0; i < N_QCACHE && ok; i++)
+        ok = (c->xq[i] = malloc(c->xq_cap)) != NULL;
+    if (!ok) {
+        kura_ctx_destroy(c);
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for evaluation buffers");
+    }
+    *out = c;
+    return KURA_OK;
+}
+
+void kura_ctx_destroy(struct kura_ctx *c)
+{
+    if (!c)
+        return;
+    kura_pool_destroy(c->pool);
+    free(c->x);
+    free(c->xn);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->tmp);
+    for (int i = 0; i < N_QCACHE; i++)
+        free(c->xq[i]);
+    free(c->scores);
+    free(c->q16);
+    free(c->rope_cos);
+    free(c->rope_sin);
+    free(c);
+}
+
+int kura_ctx_n_threads(const struct kura_ctx *c)
+{
+    return kura_pool_n_threads(c->pool);
+}
+
+/* ---- small pure kernels ---- */
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = (x[i] * scale) * w[i];
+}
+
+static inline float silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
+
+/* ---- matrix products ---- */
+
+/* Quantizes n_tok rows of c->xn (width n) to the dot type of weight type wt, reusing an earlier
+ * quantization of the same input. Returns the buffer index. */
+static int quantize_input(struct kura_ctx *c, enum kura_type dot_type, int32_t n_tok, int64_t n)
+{
+    for (int i = 0; i < c->qc.n; i++)
+        if (c->qc.type[i] == dot_type)
+            return i;
+    int slot = c->qc.n < N_QCACHE ? c->qc.n++ : N_QCACHE - 1;
+    const struct kura_type_traits *tr = kura_type_traits(dot_type);
+    size_t rb = kura_row_bytes(dot_type, n);
+    for (int32_t t = 0; t < n_tok; t++)
+        tr->from_float(c->xn + (size_t)t * c->xn_width, c->xq[slot] + (size_t)t * rb, n);
+    c->qc.type[slot] = dot_type;
+    c->xq_row_bytes[slot] = rb;
+    return slot;
+}
+
+struct mm_job {
+    const struct kura_type_traits *tr;
+    const uint8_t *w;
+    size_t w_row_bytes;
+    int64_t n_in, n_out;
+    const uint8_t *xq;
+    size_t xq_row_bytes;
+    int32_t n_tok;
+    float *y;
+    size_t y_stride;
+    const float *bias; /* optional (n_out) */
+};
+
+static void mm_worker(void *arg, int ith, int nth)
+{
+    const struct mm_job *j = arg;
+    long lo, hi;
+    kura_split((long)j->n_out, ith, nth, &lo, &hi);
+    const long blk = 16;
+    for (long r0 = lo; r0 < hi; r0 += blk) {
+        long r1 = r0 + blk < hi ? r0 + blk : hi;
+        for (int32_t t = 0; t < j->n_tok; t++) {
+            const uint8_t *xq = j->xq + (size_t)t * j->xq_row_bytes;
+            float *y = j->y + (size_t)t * j->y_stride;
+            for (long r = r0; r < r1; r++) {
+                float s = j->tr->vec_dot(j->n_in, j->w + (size_t)r * j->w_row_bytes, xq);
+                y[r] = j->bias ? s + j->bias[r] : s;
+            }
+        }
+    }
+}
+
+/* y(t, :) = W · xn(t, :) (+ bias) for t < n_tok; W is (n_in -> n_out). */
+static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct kura_weight *bias,
+                   int32_t n_tok, float *y, size_t y_stride)
+{
+    const struct kura_gguf_tensor *t = w->t;
+    const struct kura_type_traits *tr = kura_type_traits(t->type);
+    int slot = quantize_input(c, tr->vec_dot_type, n_tok, t->ne[0]);
+    struct mm_job j = {
+        .tr = tr,
+        .w = t->data,
+        .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
+        .n_in = t->ne[0],
+        .n_out = t->ne[1],
+        .xq = c->xq[slot],
+        .xq_row_bytes = c->xq_row_bytes[slot],
+        .n_tok = n_tok,
+        .y = y,
+        .y_stride = y_stride,
+        .bias = bias && bias->t ? bias->t->data : NULL,
+    };
+    kura_pool_run(c->pool, mm_worker, &j);
+}
+
+static void set_input(struct kura_ctx *c)
+{
+    c->qc.n = 0; /* xn changed: drop cached quantizations */
+}
+
+/* ---- rope ---- */
+
+/* Fills cos/sin tables for each item's position, in the order the established engine computes
+ * them (theta multiplied step by step by theta_scale, optional per-pair frequency divisors). */
+static void rope_tables(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n)
+{
+    const struct kura_hparams *hp = &c->m->hp;
+    int half = hp->n_rot / 2;
+    const float *ff = c->m->rope_freqs.t ? c->m->rope_freqs.t->data : NULL;
+    float theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->n_rot);
+    for (int32_t i = 0; i < n; i++) {
+        float theta = (float)items[i].pos;
+        for (int p = 0; p < half; p++) {
+            float th = hp->rope_freq_scale * (ff ? theta / ff[p] : theta);
+            c->rope_cos[(size_t)i * half + p] = cosf(th);
+            c->rope_sin[(size_t)i * half + p] = sinf(th);
+            theta *= theta_scale;
+        }
+    }
+}
+
+static void rope_apply(const struct kura_hparams *hp, float *x, int n_heads, const float *cs,
+                       const float *sn)
+{
+    int half = hp->n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hp->head_dim;
+        for (int p = 0; p < half; p++) {
+            int i0 = hp->rope_neox ? p : 2 * p;
+            int i1 = hp->rope_neox ? p + half : 2 * p + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * cs[p] - b * sn[p];
+            v[i1] = a * sn[p] + b * cs[p];
+        }
+    }
+}
+
+/* ---- attention ---- */
+
+struct att_job {
+    struct kura_ctx *c;
+    const struct kura_batch_item *items;
+    int32_t n;
+    int32_t layer;
+};
+
+static void att_worker(void *arg, int ith, int nth)
+{
+    const struct att_job *j = arg;
+    struct kura_ctx *c = j->c;
+    const struct kura_hparams *hp = &c->m->hp;
+    int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    size_t q_dim = (size_t)n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = c->scores + (size_t)ith * c->scores_cap;
+    uint16_t *q16 = c->q16 + (size_t)ith * hd;
+    long lo, hi;
+    kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
+    for (long w = lo; w < hi; w++) {
+        int32_t i = (int32_t)(w / n_head);
+        int h = (int)(w % n_head), hk = h / group;
+        const struct kura_kv *kv = j->items[i].kv;
+        int32_t n_pos = j->items[i].pos + 1;
+        const float *q = c->q + (size_t)i * q_dim + (size_t)h * hd;
+        for (int d = 0; d < hd; d++) /* the query meets the f16 keys in f16, as K is stored */
+            q16[d] = kura_fp32_to_fp16(q[d]);
+        const uint16_t *kbase = kv->k + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
+        const uint16_t *vbase = kv->v + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
+        float mx = -INFINITY;
+        for (int32_t p = 0; p < n_pos; p++) {
+            const uint16_t *kr = kbase + (size_t)p * kv_dim;
+            float s = 0.0f;
+            for (int d = 0; d < hd; d++)
+                s += kura_fp16_to_fp32(kr[d]) * kura_fp16_to_fp32(q16[d]);
+            s *= scale;
+            sc[p] = s;
+            if (s > mx)
+                mx = s;
+        }
+        double sum = 0.0;
+        for (int32_t p = 0; p < n_pos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = (float)(1.0 / sum);
+        float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
+        for (int d = 0; d < hd; d++)
+            o[d] = 0.0f;
+        for (int32_t p = 0; p < n_pos; p++) {
+            const uint16_t *vr = vbase + (size_t)p * kv_dim;
+            float a = sc[p] * inv;
+            for (int d = 0; d < hd; d++)
+                o[d] += a * kura_fp16_to_fp32(vr[d]);
+        }
+    }
+}
+
+/* ---- the layer loop ---- */
+
+static enum kura_err check_batch(struct kura_ctx *c, const struct kura_batch_item *items,
+                                 int32_t n, struct kura_errbuf *eb)
+{
+    const struct kura_hparams *hp = &c->m->hp;
+    if (n < 1 || n > c->n_batch)
+        return kura_err_set(eb, KURA_ERR_RANGE, "batch of %d tokens outside [1, %d]", n,
+                            c->n_batch);
+    int32_t max_pos = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kura_batch_item *it = &items[i];
+        if (it->token < 0 || it->token >= hp->n_vocab)
+            return kura_err_set(eb, KURA_ERR_INVALID, "batch item %d: token id %d outside "
+                                "the vocabulary [0, %d)", i, it->token, hp->n_vocab);
+        if (!it->kv || it->kv->n_layer != hp->n_layer ||
+            it->kv->kv_dim != hp->n_head_kv * hp->head_dim)
+            return kura_err_set(eb, KURA_ERR_INVALID, "batch item %d: KV cache missing or made "
+                                "for another model", i);
+        if (it->pos < 0 || it->pos >= it->kv->n_ctx)
+            return kura_err_set(eb, KURA_ERR_RANGE, "batch item %d: position %d outside the "
+                                "context [0, %d)", i, it->pos, it->kv->n_ctx);
+        if (it->pos + 1 > max_pos)
+            max_pos = it->pos + 1;
+    }
+    if (max_pos > c->scores_cap) {
+        int nt = kura_pool_n_threads(c->pool);
+        float *s = malloc((size_t)nt * (size_t)max_pos * sizeof *s);
+        if (!s)
+            return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for attention scores");
+        free(c->scores);
+        c->scores = s;
+        c->scores_cap = max_pos;
+    }
+    return KURA_OK;
+}
+
+enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
+                            float *logits, struct kura_errbuf *eb)
+{
+    enum kura_err e = check_batch(c, items, n, eb);
+    if (e)
+        return e;
+    const struct kura_model *m = c->m;
+    const struct kura_hparams *hp = &m->hp;
+    const int ne = hp->n_embd, hd = hp->head_dim;
+    const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
+    const size_t xw = (size_t)c->xn_width;
+    const struct kura_type_traits *et = kura_type_traits(m->tok_embd.t->type);
+    const size_t erb = kura_row_bytes(m->tok_embd.t->type, ne);
+
+    for (int32_t i = 0; i < n; i++)
+        et->to_float((const uint8_t *)m->tok_embd.t->data + (size_t)items[i].token * erb,
+                     c->x + (size_t)i * ne, ne);
+    rope_tables(c, items, n);
+    const int half = hp->n_rot / 2;
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const struct kura_layer *L = &m->layers[l];
+        for (int32_t i = 0; i < n; i++)
+            rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->attn_norm.t->data, ne, hp->rms_eps);
+        set_input(c);
+        matmul(c, &L->wq, &L->bq, n, c->q, q_dim);
+        matmul(c, &L->wk, &L->bk, n, c->k, kv_dim);
+        matmul(c, &L->wv, &L->bv, n, c->v, kv_dim);
+        for (int32_t i = 0; i < n; i++) {
+            float *q = c->q + (size_t)i * q_dim, *k = c->k + (size_t)i * kv_dim;
+            if (L->q_norm.t) {
+                for (int h = 0; h < hp->n_head; h++)
+                    rmsnorm(q + (size_t)h * hd, q + (size_t)h * hd, L->q_norm.t->data, hd,
+                            hp->rms_eps);
+                for (int h = 0; h < hp->n_head_kv; h++)
+                    rmsnorm(k + (size_t)h * hd, k + (size_t)h * hd, L->k_norm.t->data, hd,
+                            hp->rms_eps);
+            }
+            const float *cs = c->rope_cos + (size_t)i * half, *sn = c->rope_sin + (size_t)i * half;
+            rope_apply(hp, q, hp->n_head, cs, sn);
+            rope_apply(hp, k, hp->n_head_kv, cs, sn);
+            struct kura_kv *kv = items[i].kv;
+            size_t off = ((size_t)l * kv->n_ctx + (size_t)items[i].pos) * kv_dim;
+            const float *v = c->v + (size_t)i * kv_dim;
+            for (size_t d = 0; d < kv_dim; d++) {
+                kv->k[off + d] = kura_fp32_to_fp16(k[d]);
+                kv->v[off + d] = kura_fp32_to_fp16(v[d]);
+            }
+        }
+        struct att_job aj = {c, items, n, l};
+        kura_pool_run(c->pool, att_worker, &aj);
+        /* wo consumes the attention output as its input */
+        for (int32_t i = 0; i < n; i++)
+            memcpy(c->xn + i * xw, c->att + (size_t)i * q_dim, q_dim * sizeof(float));
+        set_input(c);
+        matmul(c, &L->wo, NULL, n, c->tmp, (size_t)ne);
+        for (size_t i = 0; i < (size_t)n * ne; i++)
+            c->x[i] += c->tmp[i];
+
+        for (int32_t i = 0; i < n; i++)
+            rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->ffn_norm.t->data, ne, hp->rms_eps);
+        set_input(c);
+        matmul(c, &L->w_gate, NULL, n, c->gate, (size_t)hp->n_ff);
+        matmul(c, &L->w_up, NULL, n, c->up, (size_t)hp->n_ff);
+        for (int32_t i = 0; i < n; i++) {
+            const float *g = c->gate + (size_t)i * hp->n_ff, *u = c->up + (size_t)i * hp->n_ff;
+            float *h = c->xn + i * xw;
+            for (int f = 0; f < hp->n_ff; f++)
+                h[f] = silu(g[f]) * u[f];
+        }
+        set_input(c);
+        matmul(c, &L->w_down, NULL, n, c->tmp, (size_t)ne);
+        for (size_t i = 0; i < (size_t)n * ne; i++)
+            c->x[i] += c->tmp[i];
+    }
+
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (items[i].want_logits)
+            rmsnorm(c->xn + (n_out++) * xw, c->x + (size_t)i * ne, m->out_norm.t->data, ne,
+                    hp->rms_eps);
+    if (n_out > 0) {
+        set_input(c);
+        matmul(c, &m->output, NULL, n_out, logits, (size_t)hp->n_vocab);
+    }
+    return KURA_OK;
+}
+
+enum kura_err kura_ctx_eval_seq(struct kura_ctx *c, struct kura_kv *kv, const int32_t *tokens,
+                                int32_t n, int32_t pos0, bool all_logits, float *logits,
+                                struct kura_errbuf *eb)
+{
+    if (n < 1)
+        return kura_err_set(eb, KURA_ERR_INVALID, "no tokens to evaluate");
+    struct kura_batch_item *items = malloc((size_t)c->n_batch * sizeof *items);
+    if (!items)
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
+    size_t nv = (size_t)c->m->hp.n_vocab;
+    enum kura_err e = KURA_OK;
+    for (int32_t done = 0; done < n && !e;) {
+        int32_t chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        for (int32_t i = 0; i < chunk; i++) {
+            items[i].token = tokens[done + i];
+            items[i].pos = pos0 + done + i;
+            items[i].kv = kv;
+            items[i].want_logits = all_logits || done + i == n - 1;
+        }
+        float *out = all_logits ? logits + (size_t)done * nv : logits;
+        e = kura_ctx_eval(c, items, chunk, out, eb);
+        done += chunk;
+    }
+    free(items);
+    return e;
+}
