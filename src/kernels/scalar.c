@@ -268,10 +268,10 @@ static void from_float_q8_0(const float *x, void *dst, int64_t n)
         float amax;
         signed_absmax(x, QK, &amax);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         b[i].d = kura_fp32_to_fp16(d);
         for (int j = 0; j < QK; j++)
-            b[i].qs[j] = (int8_t)roundf(x[j] * id);
+            b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
     }
 }
 

@@ -38,9 +38,7 @@ struct kura_ctx {
     struct qcache qc;
     size_t xq_cap;  /* bytes per xq buffer */
     int32_t xn_width;
-    float *scores; /* per-thread attention scores (n_threads, scores_cap) */
-    uint16_t *q16; /* per-thread f16 copy of one query head (n_threads, head_dim) */
-    int32_t scores_cap;
+    uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
 };
 
@@ -85,7 +83,7 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     c->tmp = falloc(nb * hp->n_embd);
     c->rope_cos = falloc(nb * (size_t)(hp->n_rot / 2));
     c->rope_sin = falloc(nb * (size_t)(hp->n_rot / 2));
-    c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * hp->head_dim * sizeof(uint16_t));
+    c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * 2 * hp->head_dim * sizeof(uint16_t));
     /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
     c->xq_cap = nb * (wmax * 4 + 64);
     bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
@@ -116,7 +114,6 @@ void kura_ctx_destroy(struct kura_ctx *c)
     free(c->tmp);
     for (int i = 0; i < N_QCACHE; i++)
         free(c->xq[i]);
-    free(c->scores);
     free(c->q16);
     free(c->rope_cos);
     free(c->rope_sin);
@@ -278,8 +275,8 @@ static void att_worker(void *arg, int ith, int nth)
     int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
     size_t q_dim = (size_t)n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = c->scores + (size_t)ith * c->scores_cap;
-    uint16_t *q16 = c->q16 + (size_t)ith * hd;
+    uint16_t *q16 = c->q16 + (size_t)ith * 2 * hd;
+    uint16_t *acc = q16 + hd;
     long lo, hi;
     kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
@@ -288,36 +285,42 @@ static void att_worker(void *arg, int ith, int nth)
         const struct kura_kv *kv = j->items[i].kv;
         int32_t n_pos = j->items[i].pos + 1;
         const float *q = c->q + (size_t)i * q_dim + (size_t)h * hd;
-        for (int d = 0; d < hd; d++) /* the query meets the f16 keys in f16, as K is stored */
-            q16[d] = kura_fp32_to_fp16(q[d]);
         const uint16_t *kbase = kv->k + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
         const uint16_t *vbase = kv->v + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
-        float mx = -INFINITY;
+        /* The established engine's CPU flash attention: the query is rounded to f16 to meet the
+         * f16 keys, scores use an online softmax, and the weighted sum of values accumulates in
+         * an f16 vector that is rescaled whenever a new maximum appears. Reproducing this
+         * rounding is what makes the log-probabilities match the reference closely. */
+        for (int d = 0; d < hd; d++)
+            q16[d] = kura_fp32_to_fp16(q[d]);
+        float mx = -INFINITY, sum = 0.0f;
+        for (int d = 0; d < hd; d++)
+            acc[d] = 0;
         for (int32_t p = 0; p < n_pos; p++) {
             const uint16_t *kr = kbase + (size_t)p * kv_dim;
-            float s = 0.0f;
+            double sd = 0.0;
             for (int d = 0; d < hd; d++)
-                s += kura_fp16_to_fp32(kr[d]) * kura_fp16_to_fp32(q16[d]);
-            s *= scale;
-            sc[p] = s;
-            if (s > mx)
+                sd += (double)(kura_fp16_to_fp32(kr[d]) * kura_fp16_to_fp32(q16[d]));
+            float s = (float)sd * scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > mx) {
+                ms = expf(mx - s);
                 mx = s;
-        }
-        double sum = 0.0;
-        for (int32_t p = 0; p < n_pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = (float)(1.0 / sum);
-        float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
-        for (int d = 0; d < hd; d++)
-            o[d] = 0.0f;
-        for (int32_t p = 0; p < n_pos; p++) {
+                for (int d = 0; d < hd; d++)
+                    acc[d] = kura_fp32_to_fp16(kura_fp16_to_fp32(acc[d]) * ms);
+            } else {
+                vs = expf(s - mx);
+            }
             const uint16_t *vr = vbase + (size_t)p * kv_dim;
-            float a = sc[p] * inv;
             for (int d = 0; d < hd; d++)
-                o[d] += a * kura_fp16_to_fp32(vr[d]);
+                acc[d] = kura_fp32_to_fp16(
+                    fmaf(kura_fp16_to_fp32(vr[d]), vs, kura_fp16_to_fp32(acc[d])));
+            sum = sum * ms + vs;
         }
+        float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
+        float inv = 1.0f / sum;
+        for (int d = 0; d < hd; d++)
+            o[d] = kura_fp16_to_fp32(acc[d]) * inv;
     }
 }
 
@@ -330,7 +333,6 @@ static enum kura_err check_batch(struct kura_ctx *c, const struct kura_batch_ite
     if (n < 1 || n > c->n_batch)
         return kura_err_set(eb, KURA_ERR_RANGE, "batch of %d tokens outside [1, %d]", n,
                             c->n_batch);
-    int32_t max_pos = 0;
     for (int32_t i = 0; i < n; i++) {
         const struct kura_batch_item *it = &items[i];
         if (it->token < 0 || it->token >= hp->n_vocab)
@@ -343,17 +345,6 @@ static enum kura_err check_batch(struct kura_ctx *c, const struct kura_batch_ite
         if (it->pos < 0 || it->pos >= it->kv->n_ctx)
             return kura_err_set(eb, KURA_ERR_RANGE, "batch item %d: position %d outside the "
                                 "context [0, %d)", i, it->pos, it->kv->n_ctx);
-        if (it->pos + 1 > max_pos)
-            max_pos = it->pos + 1;
-    }
-    if (max_pos > c->scores_cap) {
-        int nt = kura_pool_n_threads(c->pool);
-        float *s = malloc((size_t)nt * (size_t)max_pos * sizeof *s);
-        if (!s)
-            return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for attention scores");
-        free(c->scores);
-        c->scores = s;
-        c->scores_cap = max_pos;
     }
     return KURA_OK;
 }
