@@ -63,6 +63,12 @@ void kura_sampler_destroy(struct kura_sampler *s); /* NULL is a no-op */
  * call kura_sampler_accept with the token actually used. */
 int32_t kura_sampler_sample(struct kura_sampler *s, float *logits);
 
+/* Diagnostics and tests: applies the penalties and the filters of kura_sampler_sample to logits
+ * (modified the same way) without drawing, and writes the ids of the surviving candidates to
+ * ids_out (room for n_vocab), in the order the draw walks them (descending logit when top-k or
+ * top-p ran, else by id). Returns their number (1 for greedy: the argmax). The PRNG is untouched. */
+size_t kura_sampler_candidates(struct kura_sampler *s, float *logits, int32_t *ids_out /* OUT */);
+
 /* Records a token in the penalty history (prompt tokens too, if they should be penalised).
  * KURA_ERR_INVALID for an id outside [0, n_vocab), KURA_ERR_NOMEM when the history cannot grow. */
 enum kura_err kura_sampler_accept(struct kura_sampler *s, int32_t id);

@@ -1,7 +1,6 @@
 /* Samplers and log-probabilities. See include/kura/sample.h for the exact semantics. */
 #include "kura/sample.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -378,7 +377,11 @@ static size_t nucleus_len(const float *l, size_t n, double z, float max, float t
     return n;
 }
 
-int32_t kura_sampler_sample(struct kura_sampler *s, float *logits)
+/* Penalties, then (temperature > 0) top-k, top-p and min-p. The survivors are (cl[i], ci[i]) for
+ * i < return value, ci == NULL meaning id = i; *max_out is the largest logit among them. With
+ * temperature <= 0 the single survivor is the argmax. */
+static size_t filter(struct kura_sampler *s, float *logits, const float **cl_out,
+                     const int32_t **ci_out, float *max_out)
 {
     const struct kura_sample_params *p = &s->p;
     size_t n = (size_t)s->n_vocab;
@@ -400,7 +403,12 @@ int32_t kura_sampler_sample(struct kura_sampler *s, float *logits)
         for (size_t i = 1; i < n; i++)
             if (logits[i] > logits[best])
                 best = i;
-        return (int32_t)best;
+        s->a_logit[0] = logits[best];
+        s->a_id[0] = (int32_t)best;
+        *cl_out = s->a_logit;
+        *ci_out = s->a_id;
+        *max_out = logits[best];
+        return 1;
     }
 
     /* candidates: (cl[i], ci[i]) for i < nc; ci == NULL means id = index (all of logits) */
@@ -476,8 +484,23 @@ int32_t kura_sampler_sample(struct kura_sampler *s, float *logits)
         }
     }
 
+    *cl_out = cl;
+    *ci_out = ci;
+    *max_out = max;
+    return nc;
+}
+
+int32_t kura_sampler_sample(struct kura_sampler *s, float *logits)
+{
+    const float *cl;
+    const int32_t *ci;
+    float max;
+    size_t nc = filter(s, logits, &cl, &ci, &max);
+    if (!(s->p.temperature > 0.0f))
+        return ci[0];
+
     /* temperature and the draw; the fallback for rounding is the most likely candidate */
-    double temp = (double)p->temperature;
+    double temp = (double)s->p.temperature;
     double z = softmax_sum(cl, nc, max, temp);
     size_t best = 0;
     for (size_t i = 1; i < nc; i++)
@@ -493,6 +516,17 @@ int32_t kura_sampler_sample(struct kura_sampler *s, float *logits)
         }
     }
     return ci ? ci[best] : (int32_t)best;
+}
+
+size_t kura_sampler_candidates(struct kura_sampler *s, float *logits, int32_t *ids_out)
+{
+    const float *cl;
+    const int32_t *ci;
+    float max;
+    size_t nc = filter(s, logits, &cl, &ci, &max);
+    for (size_t i = 0; i < nc; i++)
+        ids_out[i] = ci ? ci[i] : (int32_t)i;
+    return nc;
 }
 
 /* ---- log-probabilities ------------------------------------------------------------------------ */
