@@ -20,4 +20,12 @@
 /* Text */
 #define KURA_MAX_PROMPT_BYTES       (64u << 20)
 
+/* Sampling, stop strings, chat templates */
+#define KURA_SAMPLE_MAX_HISTORY     (1 << 20)   /* tokens remembered for penalties (last_n = -1) */
+#define KURA_STOP_MAX_STRINGS       64u         /* stop strings per request */
+#define KURA_STOP_MAX_LEN           4096u       /* bytes in one stop string */
+#define KURA_STOP_MAX_PIECE         (16u << 20) /* bytes pushed into a stop matcher at once */
+#define KURA_CHAT_MAX_MSGS          (1u << 16)  /* messages in one chat */
+#define KURA_CHAT_MAX_BYTES         KURA_MAX_PROMPT_BYTES /* formatted prompt */
+
 #endif
