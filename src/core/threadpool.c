@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SPIN_ITERS 200000
+#define SPIN_ITERS 20000 /* ~0.1 ms of pause instructions before sleeping */
 
 struct worker {
     struct kura_pool *pool;
@@ -21,6 +21,7 @@ struct kura_pool {
     struct worker *workers;
     pthread_mutex_t mu;
     pthread_cond_t wake;
+    pthread_cond_t done;
     atomic_uint generation; /* bumped for every job */
     atomic_int pending;     /* workers still running the current job */
     atomic_bool stop;
@@ -51,7 +52,11 @@ static void *worker_main(void *p)
             return NULL;
         seen = gen;
         pool->fn(pool->arg, w->ith, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel);
+        if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->mu);
+        }
     }
 }
 
@@ -101,6 +106,7 @@ enum kura_err kura_pool_create(int n_threads, struct kura_pool **out, struct kur
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     if (!p->workers) {
         kura_pool_destroy(p);
@@ -132,6 +138,7 @@ void kura_pool_destroy(struct kura_pool *p)
             pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
     free(p->workers);
     free(p);
 }
@@ -155,6 +162,15 @@ void kura_pool_run(struct kura_pool *p, kura_pool_fn fn, void *arg)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     fn(arg, 0, p->n_threads);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+    /* Spin briefly (workers usually finish together with us), then sleep: on a loaded machine a
+     * descheduled worker must not cost a spinning core. */
+    for (int spins = 0; spins < SPIN_ITERS; spins++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
+            return;
         __builtin_ia32_pause();
+    }
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
 }

@@ -213,7 +213,9 @@ static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct
         .y_stride = y_stride,
         .bias = bias && bias->t ? bias->t->data : NULL,
     };
-    kura_pool_run(c->pool, mm_worker, &j);
+    /* Tiny products are not worth waking the other threads for. */
+    bool small = (double)j.n_in * (double)j.n_out * n_tok < 65536.0;
+    kura_pool_run(small ? NULL : c->pool, mm_worker, &j);
 }
 
 static void set_input(struct kura_ctx *c)
@@ -399,7 +401,10 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
             }
         }
         struct att_job aj = {c, items, n, l};
-        kura_pool_run(c->pool, att_worker, &aj);
+        long att_work = 0;
+        for (int32_t i = 0; i < n; i++)
+            att_work += (long)(items[i].pos + 1) * hp->n_head * hd;
+        kura_pool_run(att_work < 65536 ? NULL : c->pool, att_worker, &aj);
         /* wo consumes the attention output as its input */
         for (int32_t i = 0; i < n; i++)
             memcpy(c->xn + i * xw, c->att + (size_t)i * q_dim, q_dim * sizeof(float));
