@@ -94,9 +94,10 @@ enum kura_err kura_tok_encode(const struct kura_tok *t, const char *text, size_t
 size_t kura_tok_piece(const struct kura_tok *t, int32_t id, unsigned flags, char *buf,
                       size_t buf_len);
 
-/* Concatenated pieces of ids (a leading BOS is skipped when the model adds BOS, and the
- * leading space of the first piece is dropped when the vocabulary adds a space prefix, as the
- * reference's detokenizer does). *text is malloc'd and NUL-terminated (caller frees); its
+/* Concatenated pieces of ids, as the reference's detokenizer with remove_special: a leading
+ * BOS is skipped when the model adds BOS; otherwise the leading space of the first piece is
+ * dropped when the vocabulary adds a space prefix (so decode(encode(x, no BOS)) == x for SPM).
+ * No other space clean-up is applied. *text is malloc'd and NUL-terminated (caller frees); its
  * length without the NUL goes to *len. Out-of-range ids are KURA_ERR_INVALID. */
 enum kura_err kura_tok_decode(const struct kura_tok *t, const int32_t *ids, size_t n_ids,
                               unsigned flags, char **text /* OUT */, size_t *len /* OUT */,
