@@ -91,9 +91,11 @@ static enum kura_err rd_str(struct cursor *c, struct kura_str *s, uint64_t max, 
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
                             "%s at offset %zu: string length %" PRIu64 " exceeds limit %" PRIu64,
                             what, at, len, max);
-    e = need(c, len, what);
-    if (e)
-        return e;
+    if (len > c->size - c->pos)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT,
+                            "%s at offset %zu: string length %" PRIu64
+                            " runs past the end of the file (%zu bytes left)",
+                            what, at, len, c->size - c->pos);
     s->ptr = (const char *)c->base + c->pos;
     s->len = len;
     c->pos += len;
@@ -130,9 +132,12 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
 {
     char what[96];
     snprintf(what, sizeof what, "metadata #%" PRId64 " key", idx);
+    size_t key_at = c->pos;
     enum kura_err e = rd_str(c, &kv->key, KURA_GGUF_MAX_KEY, what);
     if (e)
         return e;
+    if (kv->key.len == 0)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT, "%s at offset %zu: empty key", what, key_at);
     size_t at = c->pos;
     uint32_t t;
     e = rd_u32(c, &t, "metadata value type");
@@ -228,9 +233,13 @@ static enum kura_err parse_tensor(struct cursor *c, struct kura_gguf_tensor *t, 
 {
     char what[160];
     snprintf(what, sizeof what, "tensor #%" PRId64 " name", idx);
+    size_t name_at = c->pos;
     enum kura_err e = rd_str(c, &t->name, KURA_GGUF_MAX_KEY, what);
     if (e)
         return e;
+    if (t->name.len == 0)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT, "%s at offset %zu: empty name", what,
+                            name_at);
     int nlen = t->name.len > 80 ? 80 : (int)t->name.len;
     size_t at = c->pos;
     snprintf(what, sizeof what, "tensor '%.*s' n_dims", nlen, t->name.ptr);
