@@ -25,13 +25,28 @@ struct kura_type_traits {
     enum kura_type vec_dot_type;
     /* Dot product of one row x (this type) with one row y (vec_dot_type), n elements. */
     float (*vec_dot)(int64_t n, const void *x, const void *y);
+    /* Multi-row product for prefill / batched decode: for r < nr and c < nc,
+     *   out[c * out_row_stride + r] = vec_dot(n, x + r * x_row_bytes, y + c * y_row_bytes)
+     * (byte offsets). x holds nr rows of this type (the weights), y holds nc rows of
+     * vec_dot_type (the activations). SIMD variants reuse each weight block for several
+     * activation columns (register tiling); the result equals vec_dot's up to float summation
+     * order. Never NULL when vec_dot is set (a generic loop over vec_dot is the fallback).
+     * Pure function of its inputs: thread-safe. */
+    void (*gemm)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,
+                 const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);
 };
 
 /* Traits of t for the currently selected ISA, or NULL if kura cannot compute with t.
  * Thread-safe after kura_kernels_init. */
 const struct kura_type_traits *kura_type_traits(enum kura_type t);
 
-enum kura_isa { KURA_ISA_SCALAR = 0, KURA_ISA_AVX2 = 1, KURA_ISA_AVX512 = 2 };
+enum kura_isa { KURA_ISA_SCALAR = 0, KURA_ISA_AVX2 = 1, KURA_ISA_AVX512 = 2, KURA_ISA__COUNT };
+
+/* Traits of t for a specific ISA (e.g. to compare an ISA against scalar in tests), or NULL if
+ * the CPU lacks that ISA or kura cannot compute with t. Runs kura_kernels_init if needed. */
+const struct kura_type_traits *kura_type_traits_isa(enum kura_type t, enum kura_isa isa);
+/* Whether this CPU (and OS) can run the kernels of isa. */
+bool kura_isa_supported(enum kura_isa isa);
 
 /* Selects the best ISA the CPU supports, unless $KURA_ISA (scalar|avx2|avx512) forces one
  * (forcing one the CPU lacks falls back to the best available, with a warning on stderr).
