@@ -3,7 +3,8 @@
  * Tensor names, shapes and metadata are those of real GGUF files of each family (compare
  * ../shared/models/tiny-qwen2-*, tiny-qwen3-*, tiny-llama3-*). Generating and quantizing
  * ~1.2 G Gaussian weights for a Llama-3-1B shape would take minutes with the reference
- * quantizers, so each matrix is assembled from a pool: POOL_FLOATS values ~ N(0, s) are drawn
+ * quantizers, so each matrix is assembled from a pool: pool_floats values ~ N(0, s) (an eighth
+ * of the model, 64 Ki..1 Mi values) are drawn
  * and quantized once per (tensor type, s), and every block of every row is a copy of a pool
  * block picked by a seeded generator (blocks of all GGUF types are self-contained: each carries
  * its own scales). Row r of tensor i uses a generator seeded from (seed, i, r), so the output
@@ -21,7 +22,8 @@
 #include "kura/gguf.h"
 #include "kura/gguf_write.h"
 
-#define POOL_FLOATS (1u << 20)
+#define POOL_FLOATS_MAX (1 << 20)
+#define POOL_FLOATS_MIN (1 << 16)
 #define MAX_POOLS 16
 #define OUT_CHUNK_BYTES (8u << 20)
 #define MAX_SYNTH_TENSORS (16 + 16 * KURA_MAX_LAYERS)
@@ -47,6 +49,7 @@ struct pool {
 
 struct synth {
     uint64_t seed;
+    int64_t pool_floats; /* per pool: an eighth of the model, within the bounds above */
     int n_threads;
     FILE *log;
     struct stensor *t;
@@ -108,8 +111,8 @@ static enum kura_err get_pool(struct synth *s, enum kura_type type, float std,
     if (s->n_pools == MAX_POOLS)
         return kura_err_set(eb, KURA_ERR_INTERNAL, "synth: too many weight pools");
     int64_t blk = kura_type_block_len(type);
-    struct pool p = {type, std, POOL_FLOATS / blk, kura_type_block_bytes(type), NULL};
-    float *f = malloc(POOL_FLOATS * sizeof *f);
+    struct pool p = {type, std, s->pool_floats / blk, kura_type_block_bytes(type), NULL};
+    float *f = malloc((size_t)s->pool_floats * sizeof *f);
     p.data = malloc((size_t)p.n_blocks * p.block_bytes);
     if (!f || !p.data) {
         free(f);
@@ -120,7 +123,7 @@ static enum kura_err get_pool(struct synth *s, enum kura_type type, float std,
     memcpy(&stdbits, &std, 4);
     uint64_t st = mix64(s->seed ^ mix64(((uint64_t)type << 32) | stdbits));
     st = st ? st : 1;
-    gauss(&st, f, POOL_FLOATS, 0.0, std);
+    gauss(&st, f, s->pool_floats, 0.0, std);
     /* One "row" per block keeps kura_quant_rows' threads busy on any block length. */
     enum kura_err e = kura_quant_rows(type, f, p.data, p.n_blocks, blk, s->n_threads, eb);
     free(f);
@@ -307,6 +310,13 @@ enum kura_err kura_synth_write(const struct kura_synth_params *p, const char *ou
     if (!p->tied)
         add(&s, "output.weight", 2, p->n_embd, nv, INIT_GAUSS, s_embd);
     struct kura_qmix_model m = {p->n_layer, !p->tied};
+    int64_t n_params = 0;
+    for (int64_t i = 0; i < s.n_t; i++)
+        n_params += s.t[i].ne[0] * (s.t[i].n_dims > 1 ? s.t[i].ne[1] : 1);
+    s.pool_floats = n_params / 8 / 256 * 256;
+    s.pool_floats = s.pool_floats < POOL_FLOATS_MIN   ? POOL_FLOATS_MIN
+                    : s.pool_floats > POOL_FLOATS_MAX ? POOL_FLOATS_MAX
+                                                      : s.pool_floats;
     for (int64_t i = 0; i < s.n_t; i++) {
         struct stensor *t = &s.t[i];
         t->type = kura_qmix_tensor_type(p->mix, &m, t->name, t->n_dims, t->ne[0], KURA_TYPE_F32);
