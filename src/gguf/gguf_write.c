@@ -306,7 +306,7 @@ enum kura_err kura_gguf_writer_copy_kvs(struct kura_gguf_writer *w, const struct
     size_t pl = prefix ? strlen(prefix) : 0;
     for (int64_t i = 0; i < kura_gguf_n_kv(g); i++) {
         struct kura_str k = kura_gguf_key(g, i);
-        if (k.len < pl || memcmp(k.ptr, prefix, pl) != 0)
+        if (k.len < pl || (pl && memcmp(k.ptr, prefix, pl) != 0))
             continue;
         enum kura_err e = kura_gguf_writer_copy_kv(w, g, i, eb);
         if (e)
@@ -434,6 +434,8 @@ static enum kura_err out_flush(struct out *o, struct kura_errbuf *eb)
 
 static enum kura_err out_put(struct out *o, const void *p, size_t n, struct kura_errbuf *eb)
 {
+    if (n == 0)
+        return KURA_OK;
     o->total += n;
     if (n > OUT_BUF_BYTES - o->len) {
         enum kura_err e = out_flush(o, eb);
