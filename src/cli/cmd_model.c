@@ -1,10 +1,12 @@
 /* kura model <subcommand>: model-file utilities. `synth` writes a random-weight model. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/limits.h"
 #include "kura/synth.h"
 
 static void help_model(FILE *f)
@@ -43,13 +45,13 @@ static int synth(int argc, char **argv)
         size_t off;
         int64_t lo, hi;
     } ints[] = {
-        {"--n-embd", offsetof(struct kura_synth_params, n_embd), 1, 65536},
-        {"--n-layer", offsetof(struct kura_synth_params, n_layer), 1, 1024},
-        {"--n-head", offsetof(struct kura_synth_params, n_head), 1, 1024},
-        {"--n-head-kv", offsetof(struct kura_synth_params, n_head_kv), 1, 1024},
-        {"--n-ff", offsetof(struct kura_synth_params, n_ff), 1, 262144},
-        {"--head-dim", offsetof(struct kura_synth_params, head_dim), 2, 1024},
-        {"--ctx", offsetof(struct kura_synth_params, n_ctx), 1, 1 << 20},
+        {"--n-embd", offsetof(struct kura_synth_params, n_embd), 1, KURA_MAX_EMBD},
+        {"--n-layer", offsetof(struct kura_synth_params, n_layer), 1, KURA_MAX_LAYERS},
+        {"--n-head", offsetof(struct kura_synth_params, n_head), 1, KURA_MAX_HEADS},
+        {"--n-head-kv", offsetof(struct kura_synth_params, n_head_kv), 1, KURA_MAX_HEADS},
+        {"--n-ff", offsetof(struct kura_synth_params, n_ff), 1, KURA_MAX_FF},
+        {"--head-dim", offsetof(struct kura_synth_params, head_dim), 2, KURA_MAX_HEAD_DIM},
+        {"--ctx", offsetof(struct kura_synth_params, n_ctx), 1, KURA_MAX_CTX},
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;

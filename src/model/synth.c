@@ -4,9 +4,8 @@
  * ../shared/models/tiny-qwen2-*, tiny-qwen3-*, tiny-llama3-*). Generating and quantizing
  * ~1.2 G Gaussian weights for a Llama-3-1B shape would take minutes with the reference
  * quantizers, so each matrix is assembled from a pool: pool_floats values ~ N(0, s) (an eighth
- * of the model, 64 Ki..1 Mi values) are drawn
- * and quantized once per (tensor type, s), and every block of every row is a copy of a pool
- * block picked by a seeded generator (blocks of all GGUF types are self-contained: each carries
+ * of the model, 64 Ki..1 Mi values) are drawn and quantized once per (tensor type, s), and
+ * every block of every row is a copy of a pool block picked by a seeded generator (blocks of all GGUF types are self-contained: each carries
  * its own scales). Row r of tensor i uses a generator seeded from (seed, i, r), so the output
  * does not depend on the thread count. */
 #include "kura/synth.h"
@@ -216,17 +215,18 @@ enum kura_err kura_synth_write(const struct kura_synth_params *p, const char *ou
     int64_t n_ctx = p->n_ctx ? p->n_ctx : 4096;
     double theta = p->rope_theta > 0 ? p->rope_theta : (llama ? 10000.0 : 1000000.0);
     double eps = p->rms_eps > 0 ? p->rms_eps : (llama ? 1e-5 : 1e-6);
-    if (!in_range(p->n_embd, 1, 1 << 16) || !in_range(p->n_layer, 1, KURA_MAX_LAYERS) ||
-        !in_range(p->n_head, 1, 1024) || !in_range(p->n_head_kv, 1, p->n_head) ||
-        p->n_head % p->n_head_kv != 0 || !in_range(p->n_ff, 1, 1 << 18) ||
-        !in_range(hd, 2, 1024) || hd % 2 != 0 || !in_range(n_ctx, 1, KURA_MAX_CTX) ||
+    if (!in_range(p->n_embd, 1, KURA_MAX_EMBD) || !in_range(p->n_layer, 1, KURA_MAX_LAYERS) ||
+        !in_range(p->n_head, 1, KURA_MAX_HEADS) || !in_range(p->n_head_kv, 1, p->n_head) ||
+        p->n_head % p->n_head_kv != 0 || !in_range(p->n_ff, 1, KURA_MAX_FF) ||
+        !in_range(hd, 2, KURA_MAX_HEAD_DIM) || hd % 2 != 0 || !in_range(n_ctx, 1, KURA_MAX_CTX) ||
         (unsigned)p->mix >= KURA_QMIX__COUNT || !isfinite(theta) || !isfinite(eps))
         return kura_err_set(eb, KURA_ERR_INVALID, "synth: bad shape: n_embd %" PRId64
-                            " (1..65536), n_layer %" PRId64 " (1..%d), n_head %" PRId64
-                            " (1..1024), n_head_kv %" PRId64 " (divides n_head), n_ff %" PRId64
-                            " (1..262144), head_dim %" PRId64 " (even, 2..1024), ctx %" PRId64,
-                            p->n_embd, p->n_layer, KURA_MAX_LAYERS, p->n_head, p->n_head_kv,
-                            p->n_ff, hd, n_ctx);
+                            " (1..%d), n_layer %" PRId64 " (1..%d), n_head %" PRId64
+                            " (1..%d), n_head_kv %" PRId64 " (divides n_head), n_ff %" PRId64
+                            " (1..%d), head_dim %" PRId64 " (even, 2..%d), ctx %" PRId64
+                            " (1..%d)", p->n_embd, KURA_MAX_EMBD, p->n_layer, KURA_MAX_LAYERS,
+                            p->n_head, KURA_MAX_HEADS, p->n_head_kv, p->n_ff, KURA_MAX_FF, hd,
+                            KURA_MAX_HEAD_DIM, n_ctx, KURA_MAX_CTX);
     if (llama && !p->head_dim && p->n_embd % p->n_head != 0)
         return kura_err_set(eb, KURA_ERR_INVALID, "synth: n_embd %" PRId64 " is not a multiple "
                             "of n_head %" PRId64 " (give --head-dim)", p->n_embd, p->n_head);
