@@ -78,6 +78,11 @@ const void *kura_gguf_arr_data(const struct kura_gguf *g, int64_t i);
 /* j-th string of a string array (j < arr_len). */
 struct kura_str kura_gguf_arr_str(const struct kura_gguf *g, int64_t i, uint64_t j);
 
+/* The i-th value exactly as encoded in the file (after its type field; for arrays the element
+ * type and count come first), as a view into the file; *len its byte length. NULL and *len = 0
+ * for a bad index. Used to copy metadata byte-exactly (kura_gguf_writer_copy_kv). */
+const void *kura_gguf_kv_raw(const struct kura_gguf *g, int64_t i, size_t *len /* OUT */);
+
 /* Typed scalar getters: convert any integer/bool/float scalar losslessly where possible.
  * Return KURA_ERR_NOTFOUND if the key is absent, KURA_ERR_FORMAT if the type does not fit. */
 enum kura_err kura_gguf_get_u64(const struct kura_gguf *g, const char *key, uint64_t *out);

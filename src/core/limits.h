@@ -16,6 +16,10 @@
 #define KURA_MAX_VOCAB              (1 << 22)
 #define KURA_MAX_CTX                (1 << 20)
 #define KURA_MAX_TOKEN_BYTES        1024        /* bytes in one vocabulary entry */
+#define KURA_MAX_EMBD               (1 << 16)   /* model width */
+#define KURA_MAX_FF                 (1 << 18)   /* feed-forward width */
+#define KURA_MAX_HEADS              1024        /* attention heads */
+#define KURA_MAX_HEAD_DIM           1024        /* elements per attention head */
 
 /* Text */
 #define KURA_MAX_PROMPT_BYTES       (64u << 20)

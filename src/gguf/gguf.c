@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct kv {
     enum kura_gguf_vtype arr_type; /* arrays only */
     uint64_t arr_len;              /* arrays only */
     const uint8_t *val;            /* start of the value (after type / array header) */
+    const uint8_t *raw;            /* start of the encoded value (array header included) */
+    size_t raw_len;                /* bytes of the encoded value */
     const uint8_t **arr_strs;      /* string arrays: pointer to each string's length field */
 };
 
@@ -88,9 +91,11 @@ static enum kura_err rd_str(struct cursor *c, struct kura_str *s, uint64_t max, 
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
                             "%s at offset %zu: string length %" PRIu64 " exceeds limit %" PRIu64,
                             what, at, len, max);
-    e = need(c, len, what);
-    if (e)
-        return e;
+    if (len > c->size - c->pos)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT,
+                            "%s at offset %zu: string length %" PRIu64
+                            " runs past the end of the file (%zu bytes left)",
+                            what, at, len, c->size - c->pos);
     s->ptr = (const char *)c->base + c->pos;
     s->len = len;
     c->pos += len;
@@ -121,13 +126,18 @@ bool kura_str_eq(struct kura_str s, const char *cstr)
     return s.len == n && memcmp(s.ptr, cstr, n) == 0;
 }
 
+static enum kura_err parse_value(struct cursor *c, struct kv *kv, int klen);
+
 static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
 {
     char what[96];
     snprintf(what, sizeof what, "metadata #%" PRId64 " key", idx);
+    size_t key_at = c->pos;
     enum kura_err e = rd_str(c, &kv->key, KURA_GGUF_MAX_KEY, what);
     if (e)
         return e;
+    if (kv->key.len == 0)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT, "%s at offset %zu: empty key", what, key_at);
     size_t at = c->pos;
     uint32_t t;
     e = rd_u32(c, &t, "metadata value type");
@@ -139,23 +149,40 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
                             "metadata '%.*s' at offset %zu: unknown value type %u", klen,
                             kv->key.ptr, at, t);
     kv->type = (enum kura_gguf_vtype)t;
+    size_t start = c->pos;
+    e = parse_value(c, kv, klen);
+    if (e)
+        return e;
+    kv->raw = c->base + start;
+    kv->raw_len = c->pos - start;
+    return KURA_OK;
+}
+
+static enum kura_err parse_value(struct cursor *c, struct kv *kv, int klen)
+{
+    enum kura_err e;
+    char what[160];
     if (kv->type == KURA_GGUF_STRING) {
+        snprintf(what, sizeof what, "metadata '%.*s' string value", klen, kv->key.ptr);
         kv->val = c->base + c->pos;
         struct kura_str s;
-        return rd_str(c, &s, KURA_GGUF_MAX_STRING, "metadata string value");
+        return rd_str(c, &s, KURA_GGUF_MAX_STRING, what);
     }
     if (kv->type != KURA_GGUF_ARRAY) {
+        snprintf(what, sizeof what, "metadata '%.*s' %s value", klen, kv->key.ptr,
+                 kura_gguf_vtype_name(kv->type));
         kv->val = c->base + c->pos;
-        e = need(c, vtype_size(kv->type), "metadata value");
+        e = need(c, vtype_size(kv->type), what);
         if (e)
             return e;
         c->pos += vtype_size(kv->type);
         return KURA_OK;
     }
-    at = c->pos;
+    size_t at = c->pos;
     uint32_t at_type;
     uint64_t n;
-    if ((e = rd_u32(c, &at_type, "array element type")) || (e = rd_u64(c, &n, "array length")))
+    snprintf(what, sizeof what, "metadata '%.*s' array header", klen, kv->key.ptr);
+    if ((e = rd_u32(c, &at_type, what)) || (e = rd_u64(c, &n, what)))
         return e;
     if (at_type >= KURA_GGUF_VTYPE__COUNT || at_type == KURA_GGUF_ARRAY)
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
@@ -164,7 +191,8 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
     if (n > KURA_GGUF_MAX_ARRAY)
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
                             "metadata '%.*s' at offset %zu: array length %" PRIu64
-                            " exceeds limit %u", klen, kv->key.ptr, at, n, KURA_GGUF_MAX_ARRAY);
+                            " exceeds limit %u", klen, kv->key.ptr, at + 4, n,
+                            KURA_GGUF_MAX_ARRAY);
     kv->arr_type = (enum kura_gguf_vtype)at_type;
     kv->arr_len = n;
     kv->val = c->base + c->pos;
@@ -173,7 +201,8 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
         if (kura_mul_overflow(n, vtype_size(kv->arr_type), &bytes))
             return kura_err_set(c->eb, KURA_ERR_FORMAT, "metadata '%.*s': array size overflow",
                                 klen, kv->key.ptr);
-        e = need(c, bytes, "metadata array data");
+        snprintf(what, sizeof what, "metadata '%.*s' array data", klen, kv->key.ptr);
+        e = need(c, bytes, what);
         if (e)
             return e;
         c->pos += bytes;
@@ -182,9 +211,9 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
     /* Each string needs at least its 8-byte length: reject absurd counts before allocating. */
     if (n > (c->size - c->pos) / 8)
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
-                            "metadata '%.*s' at offset %zu: %" PRIu64
-                            " strings cannot fit in the %zu bytes left", klen, kv->key.ptr, at, n,
-                            c->size - c->pos);
+                            "metadata '%.*s' at offset %zu: array length %" PRIu64
+                            ": that many strings cannot fit in the %zu bytes left", klen,
+                            kv->key.ptr, at + 4, n, c->size - c->pos);
     kv->arr_strs = malloc((n ? n : 1) * sizeof *kv->arr_strs);
     if (!kv->arr_strs)
         return kura_err_set(c->eb, KURA_ERR_NOMEM, "metadata '%.*s': out of memory", klen,
@@ -192,7 +221,8 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
     for (uint64_t j = 0; j < n; j++) {
         kv->arr_strs[j] = c->base + c->pos;
         struct kura_str s;
-        e = rd_str(c, &s, KURA_GGUF_MAX_STRING, "metadata array string");
+        snprintf(what, sizeof what, "metadata '%.*s' string #%" PRIu64, klen, kv->key.ptr, j);
+        e = rd_str(c, &s, KURA_GGUF_MAX_STRING, what);
         if (e)
             return e;
     }
@@ -201,14 +231,19 @@ static enum kura_err parse_kv(struct cursor *c, struct kv *kv, int64_t idx)
 
 static enum kura_err parse_tensor(struct cursor *c, struct kura_gguf_tensor *t, int64_t idx)
 {
-    char what[64];
+    char what[160];
     snprintf(what, sizeof what, "tensor #%" PRId64 " name", idx);
+    size_t name_at = c->pos;
     enum kura_err e = rd_str(c, &t->name, KURA_GGUF_MAX_KEY, what);
     if (e)
         return e;
+    if (t->name.len == 0)
+        return kura_err_set(c->eb, KURA_ERR_FORMAT, "%s at offset %zu: empty name", what,
+                            name_at);
     int nlen = t->name.len > 80 ? 80 : (int)t->name.len;
     size_t at = c->pos;
-    if ((e = rd_u32(c, &t->n_dims, "tensor n_dims")))
+    snprintf(what, sizeof what, "tensor '%.*s' n_dims", nlen, t->name.ptr);
+    if ((e = rd_u32(c, &t->n_dims, what)))
         return e;
     if (t->n_dims == 0 || t->n_dims > KURA_GGUF_MAX_DIMS)
         return kura_err_set(c->eb, KURA_ERR_FORMAT,
@@ -220,7 +255,8 @@ static enum kura_err parse_tensor(struct cursor *c, struct kura_gguf_tensor *t, 
     for (uint32_t d = 0; d < t->n_dims; d++) {
         at = c->pos;
         uint64_t ne;
-        if ((e = rd_u64(c, &ne, "tensor dimension")))
+        snprintf(what, sizeof what, "tensor '%.*s' dimension %u", nlen, t->name.ptr, d);
+        if ((e = rd_u64(c, &ne, what)))
             return e;
         if (ne == 0 || ne > (uint64_t)INT64_MAX || __builtin_mul_overflow(nelem, ne, &nelem) ||
             nelem > (uint64_t)INT64_MAX)
@@ -231,7 +267,8 @@ static enum kura_err parse_tensor(struct cursor *c, struct kura_gguf_tensor *t, 
     }
     at = c->pos;
     uint32_t type;
-    if ((e = rd_u32(c, &type, "tensor type")))
+    snprintf(what, sizeof what, "tensor '%.*s' type", nlen, t->name.ptr);
+    if ((e = rd_u32(c, &type, what)))
         return e;
     int64_t blk = kura_type_block_len((enum kura_type)type);
     if (blk == 0)
@@ -249,9 +286,55 @@ static enum kura_err parse_tensor(struct cursor *c, struct kura_gguf_tensor *t, 
         return kura_err_set(c->eb, KURA_ERR_FORMAT, "tensor '%.*s': byte size overflows", nlen,
                             t->name.ptr);
     t->size = bytes;
-    at = c->pos;
-    if ((e = rd_u64(c, &t->offset, "tensor offset")))
+    snprintf(what, sizeof what, "tensor '%.*s' data offset", nlen, t->name.ptr);
+    if ((e = rd_u64(c, &t->offset, what)))
         return e;
+    return KURA_OK;
+}
+
+/* Duplicate detection over n names in O(n): an open-addressing table of indices keyed by an
+ * FNV-1a hash (a quadratic scan would let a hostile file with a million tensors stall us).
+ * get(i) returns the i-th name. Sets *dup to the index of a repeated name, or -1. */
+static uint64_t name_hash(struct kura_str s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (uint64_t i = 0; i < s.len; i++)
+        h = (h ^ (uint8_t)s.ptr[i]) * 1099511628211ull;
+    return h;
+}
+
+_Static_assert(offsetof(struct kv, key) == 0, "find_duplicate reads the key at offset 0");
+_Static_assert(offsetof(struct kura_gguf_tensor, name) == 0, "find_duplicate reads the name first");
+
+static enum kura_err find_duplicate(const void *items, size_t stride, int64_t n,
+                                    int64_t *dup /* OUT */)
+{
+    *dup = -1;
+    size_t cap = 16;
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    int64_t *slot = malloc(cap * sizeof *slot);
+    if (!slot)
+        return KURA_ERR_NOMEM;
+    for (size_t i = 0; i < cap; i++)
+        slot[i] = -1;
+    for (int64_t i = 0; i < n && *dup < 0; i++) {
+        const struct kura_str *s = (const struct kura_str *)((const char *)items + (size_t)i * stride);
+        size_t h = (size_t)name_hash(*s) & (cap - 1);
+        for (;; h = (h + 1) & (cap - 1)) {
+            if (slot[h] < 0) {
+                slot[h] = i;
+                break;
+            }
+            const struct kura_str *o =
+                (const struct kura_str *)((const char *)items + (size_t)slot[h] * stride);
+            if (o->len == s->len && memcmp(o->ptr, s->ptr, s->len) == 0) {
+                *dup = i;
+                break;
+            }
+        }
+    }
+    free(slot);
     return KURA_OK;
 }
 
@@ -289,6 +372,14 @@ static enum kura_err parse(struct kura_gguf *g, struct kura_errbuf *eb)
             return e;
     }
     g->n_kv = (int64_t)n_kv;
+    int64_t dup;
+    if (find_duplicate(g->kvs, sizeof *g->kvs, g->n_kv, &dup))
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory checking metadata keys");
+    if (dup >= 0) {
+        struct kura_str k = g->kvs[dup].key;
+        return kura_err_set(eb, KURA_ERR_FORMAT, "metadata #%" PRId64 " key '%.*s' appears twice",
+                            dup, k.len > 80 ? 80 : (int)k.len, k.ptr);
+    }
 
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
     int64_t ai = kura_gguf_find_key(g, "general.alignment");
@@ -329,11 +420,13 @@ static enum kura_err parse(struct kura_gguf *g, struct kura_errbuf *eb)
                                 "(%zu bytes)", nlen, t->name.ptr, t->offset, t->size,
                                 data + t->offset, g->size);
         t->data = g->base + data + t->offset;
-        for (int64_t j = 0; j < i; j++)
-            if (g->tensors[j].name.len == t->name.len &&
-                memcmp(g->tensors[j].name.ptr, t->name.ptr, t->name.len) == 0)
-                return kura_err_set(eb, KURA_ERR_FORMAT, "tensor '%.*s' appears twice", nlen,
-                                    t->name.ptr);
+    }
+    if (find_duplicate(g->tensors, sizeof *g->tensors, g->n_tensors, &dup))
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory checking tensor names");
+    if (dup >= 0) {
+        struct kura_str nm = g->tensors[dup].name;
+        return kura_err_set(eb, KURA_ERR_FORMAT, "tensor #%" PRId64 " name '%.*s' appears twice",
+                            dup, nm.len > 80 ? 80 : (int)nm.len, nm.ptr);
     }
     return KURA_OK;
 }
@@ -464,6 +557,15 @@ const void *kura_gguf_arr_data(const struct kura_gguf *g, int64_t i)
         g->kvs[i].arr_type == KURA_GGUF_STRING)
         return NULL;
     return g->kvs[i].val;
+}
+
+const void *kura_gguf_kv_raw(const struct kura_gguf *g, int64_t i, size_t *len)
+{
+    *len = 0;
+    if (!valid_kv(g, i))
+        return NULL;
+    *len = g->kvs[i].raw_len;
+    return g->kvs[i].raw;
 }
 
 static struct kura_str str_at(const uint8_t *p)
