@@ -32,4 +32,20 @@
 #define KURA_CHAT_MAX_MSGS          (1u << 16)  /* messages in one chat */
 #define KURA_CHAT_MAX_BYTES         KURA_MAX_PROMPT_BYTES /* formatted prompt */
 
+/* State directory, keys, audit */
+#define KURA_MAX_PATH               4096        /* bytes in a path we build */
+#define KURA_MAX_PASSPHRASE         1024        /* bytes in a passphrase */
+#define KURA_KEYS_MAX_FILE          (1u << 20)  /* bytes in keys/keys.json */
+#define KURA_KEYS_MAX_DATA_KEYS     4096        /* data keys (purposes) in one key file */
+#define KURA_KEYS_MAX_PURPOSE       128         /* bytes in a data key purpose name */
+#define KURA_ARGON2_MAX_OPSLIMIT    64ull       /* refuse key files asking for more work */
+#define KURA_ARGON2_MAX_MEMLIMIT    (4ull << 30)/* ... or more memory than this */
+#define KURA_AUDIT_MAX_LINE         (64u << 10) /* bytes in one audit record line */
+#define KURA_AUDIT_MAX_FIELD        4096        /* bytes in actor / action / object / outcome */
+#define KURA_AUDIT_MAX_DETAILS      (48u << 10) /* bytes of compact details JSON */
+#define KURA_AUDIT_MAX_JSON_DEPTH   32          /* nesting depth of details */
+#define KURA_AUDIT_TAIL_WINDOW      (8u * KURA_AUDIT_MAX_LINE) /* bytes scanned for a torn tail */
+#define KURA_AUDIT_MAX_GARBAGE      64          /* unparseable lines one seal record may cover */
+#define KURA_AUDIT_MAX_HEAD_FILE    4096        /* bytes in audit/head.json */
+
 #endif
