@@ -34,9 +34,11 @@ static void do_init(void)
     detect();
     kura_kernels_fill_scalar(tables[KURA_ISA_SCALAR]);
     memcpy(tables[KURA_ISA_AVX2], tables[KURA_ISA_SCALAR], sizeof tables[KURA_ISA_SCALAR]);
-    /* (the AVX2 kernels are not wired yet: same as scalar) */
+    if (isa_ok[KURA_ISA_AVX2])
+        kura_kernels_fill_avx2(tables[KURA_ISA_AVX2]);
     memcpy(tables[KURA_ISA_AVX512], tables[KURA_ISA_AVX2], sizeof tables[KURA_ISA_AVX2]);
-    /* (the AVX-512 kernels are not wired yet: same as AVX2) */
+    if (isa_ok[KURA_ISA_AVX512])
+        kura_kernels_fill_avx512(tables[KURA_ISA_AVX512]);
 
     enum kura_isa best = isa_ok[KURA_ISA_AVX512] ? KURA_ISA_AVX512
                          : isa_ok[KURA_ISA_AVX2] ? KURA_ISA_AVX2
