@@ -2,6 +2,8 @@
  * kura_type_traits. */
 #include "kernels/kernels.h"
 
+#include <cpuid.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,19 +16,36 @@ static bool isa_ok[KURA_ISA__COUNT];
 static enum kura_isa selected = KURA_ISA_SCALAR;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* Features some compilers' __builtin_cpu_supports does not know (clang 14: f16c, avx512bf16),
+ * read from CPUID directly. */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
+static bool cpu_has_avx512bf16(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a & (1u << 5)) != 0;
+}
+
 static void detect(void)
 {
     __builtin_cpu_init();
     isa_ok[KURA_ISA_SCALAR] = true;
     /* libgcc also checks that the OS saves the AVX / AVX-512 register state (XGETBV). */
     isa_ok[KURA_ISA_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                            __builtin_cpu_supports("f16c");
+                            cpu_has_f16c();
     isa_ok[KURA_ISA_AVX512] = isa_ok[KURA_ISA_AVX2] && __builtin_cpu_supports("avx512f") &&
                               __builtin_cpu_supports("avx512bw") &&
                               __builtin_cpu_supports("avx512vl") &&
                               __builtin_cpu_supports("avx512dq") &&
                               __builtin_cpu_supports("avx512vnni") &&
-                              __builtin_cpu_supports("avx512bf16");
+                              cpu_has_avx512bf16();
 }
 
 static void do_init(void)

@@ -17,8 +17,13 @@ struct kura_type_traits {
     size_t block_bytes;
     /* Dequantize/convert n values of this type to float. */
     void (*to_float)(const void *src, float *dst, int64_t n);
-    /* Quantize/convert n floats to this type (reference quantizer; NULL if unsupported). */
+    /* Quantize/convert n floats to this type as activations are quantized before a dot product
+     * (the fast path; NULL if unsupported). */
     void (*from_float)(const float *src, void *dst, int64_t n);
+    /* Quantize n floats to this type as model files are quantized (the reference quantizer that
+     * `kura quantize` uses; byte-exact with the established engine's). Equal to the scalar
+     * from_float except where the two differ in rounding (Q8_0, Q8_1). */
+    void (*quantize)(const float *src, void *dst, int64_t n);
     /* The activation type a row of this type is multiplied with (as the GGUF ecosystem does:
      * Q4_0/Q5_0/Q8_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1, K-quants -> Q8_K, F16 -> F16, BF16 -> BF16,
      * F32 -> F32). */

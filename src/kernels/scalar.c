@@ -259,8 +259,9 @@ static void to_float_q8_0(const void *src, float *dst, int64_t n)
     }
 }
 
-/* Activation quantizer: d = amax / 127, q = roundf(x / d) (ties away from zero). The SIMD
- * versions reproduce this bit for bit. */
+/* Activation quantizer as the established engine's x86 code does it: d = amax / 127,
+ * q = nearest-even(x * (127 / amax)). (Its portable reference uses 1/d and roundf, which differs
+ * on ties; the reference outputs were made on x86.) The SIMD versions reproduce this bit for bit. */
 static void from_float_q8_0(const float *x, void *dst, int64_t n)
 {
     struct blk_q8_0 *b = dst;
@@ -272,6 +273,22 @@ static void from_float_q8_0(const float *x, void *dst, int64_t n)
         b[i].d = kura_fp32_to_fp16(d);
         for (int j = 0; j < QK; j++)
             b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
+    }
+}
+
+/* Weight quantizer of model files: d = amax / 127, q = roundf(x / d) (ties away from zero), as
+ * the established engine's portable reference quantizer (so `kura quantize` is byte-exact). */
+static void quantize_q8_0_ref(const float *x, void *dst, int64_t n)
+{
+    struct blk_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / QK; i++, x += QK) {
+        float amax;
+        signed_absmax(x, QK, &amax);
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = kura_fp32_to_fp16(d);
+        for (int j = 0; j < QK; j++)
+            b[i].qs[j] = (int8_t)roundf(x[j] * id);
     }
 }
 
@@ -293,10 +310,10 @@ static void from_float_q8_1(const float *x, void *dst, int64_t n)
         float amax;
         signed_absmax(x, QK, &amax);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
-            b[i].qs[j] = (int8_t)roundf(x[j] * id);
+            b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
             sum += b[i].qs[j];
         }
         b[i].d = kura_fp32_to_fp16(d);
@@ -1026,6 +1043,7 @@ KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_q8_k_scalar, vec_dot_q8_k_q8_k_scalar)
                                          .block_bytes = kura_type_block_bytes(T),               \
                                          .to_float = tf,                                        \
                                          .from_float = ff,                                      \
+                                         .quantize = ff,                                        \
                                          .vec_dot_type = vdt,                                   \
                                          .vec_dot = vd,                                         \
                                          .gemm = gm}
@@ -1063,4 +1081,5 @@ void kura_kernels_fill_scalar(struct kura_type_traits table[KURA_TYPE__COUNT])
           vec_dot_q6_k_q8_k_scalar, gemm_q6_k_scalar);
     ENTRY(KURA_TYPE_Q8_K, to_float_q8_k, from_float_q8_k, KURA_TYPE_Q8_K,
           vec_dot_q8_k_q8_k_scalar, gemm_q8_k_scalar);
+    table[KURA_TYPE_Q8_0].quantize = quantize_q8_0_ref;
 }

@@ -448,17 +448,6 @@ static inline float hmax_ps(__m256 v)
     return _mm_cvtss_f32(m);
 }
 
-/* roundf semantics (ties away from zero), exactly: truncate, then step away from zero when
- * the (exactly representable) dropped fraction is >= 0.5. */
-static inline __m256i roundf_epi32(__m256 v)
-{
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 frac = abs_ps(_mm256_sub_ps(v, t));
-    __m256 step = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
-    __m256 ge = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(ge, step)));
-}
-
 /* 4 x 8 int32 (each in int8 range) -> 32 int8 in order. */
 static inline __m256i pack_4x8_epi8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
@@ -478,11 +467,11 @@ static inline int q8_block(const float *x, int8_t *qs, uint16_t *d_out, float *d
     }
     float amax = hmax_ps(mx);
     float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; k++)
-        q[k] = roundf_epi32(_mm256_mul_ps(v[k], vid));
+    for (int k = 0; k < 4; k++) /* cvtps: nearest, ties to even (default MXCSR) */
+        q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
     _mm256_storeu_si256((__m256i *)qs, pack_4x8_epi8(q[0], q[1], q[2], q[3]));
     *d_out = kura_fp32_to_fp16(d);
     *d_float = d;

@@ -170,7 +170,7 @@ static void *qjob_run(void *arg)
 {
     struct qjob *j = arg;
     if (j->r1 > j->r0)
-        j->tr->from_float(j->src + j->r0 * j->row_len, j->dst + (size_t)j->r0 * j->row_bytes,
+        j->tr->quantize(j->src + j->r0 * j->row_len, j->dst + (size_t)j->r0 * j->row_bytes,
                           (j->r1 - j->r0) * j->row_len);
     return NULL;
 }
@@ -181,7 +181,7 @@ enum kura_err kura_quant_rows(enum kura_type dst_type, const float *src, void *d
 {
     kura_kernels_init();
     const struct kura_type_traits *tr = kura_type_traits(dst_type);
-    if (!tr || !tr->from_float)
+    if (!tr || !tr->quantize)
         return kura_err_set(eb, KURA_ERR_UNSUPPORTED, "cannot convert to tensor type %s",
                             kura_type_name(dst_type) ? kura_type_name(dst_type) : "?");
     if (row_len <= 0 || row_len % tr->block_len != 0)

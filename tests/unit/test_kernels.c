@@ -232,9 +232,9 @@ static void test_q8_0_rounding(void)
     struct blk_q8_0 b;
     scalar(KURA_TYPE_Q8_0)->from_float(x, &b, 32);
     CHECK(b.d == 0x3c00); /* d = 127 / 127 = 1 */
-    /* roundf: ties away from zero */
-    CHECK(b.qs[0] == 127 && b.qs[1] == 3 && b.qs[2] == -3 && b.qs[3] == 1 && b.qs[4] == -1);
-    CHECK(b.qs[5] == 1 && b.qs[6] == -127 && b.qs[7] == 4 && b.qs[8] == 0);
+    /* x * (127 / amax), nearest with ties to even (the reference engine's x86 rounding) */
+    CHECK(b.qs[0] == 127 && b.qs[1] == 2 && b.qs[2] == -2 && b.qs[3] == 0 && b.qs[4] == 0);
+    CHECK(b.qs[5] == 1 && b.qs[6] == -126 && b.qs[7] == 4 && b.qs[8] == 0);
 
     struct blk_q8_1 b1;
     scalar(KURA_TYPE_Q8_1)->from_float(x, &b1, 32);
