@@ -111,14 +111,11 @@ static void copy_str_meta(const struct kura_gguf *g, const char *key, char *dst,
     }
 }
 
-/* Sort special ids by text length, longest first (ties by id, for determinism). */
-static const struct kura_tok *sort_tok;
-static int cmp_special(const void *a, const void *b)
+/* Special ids are sorted by text length, longest first (ties by id, for determinism), via
+ * keys (~len << 32 | id) so the comparator needs no context. */
+static int cmp_u64(const void *a, const void *b)
 {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = sort_tok->tok[x].len, ly = sort_tok->tok[y].len;
-    if (lx != ly)
-        return lx > ly ? -1 : 1;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -429,16 +426,23 @@ enum kura_err kura_tok_create(const struct kura_gguf *g, struct kura_tok **out,
     set_eog_and_attrs(t);
 
     /* special tokens, longest first */
-    t->special = malloc((size_t)t->n_vocab * sizeof *t->special);
-    if (!t->special) {
-        err = kura_err_set(eb, KURA_ERR_NOMEM, "tokenizer: out of memory");
-        goto fail;
+    {
+        uint64_t *keys = malloc((size_t)t->n_vocab * sizeof *keys);
+        t->special = malloc((size_t)t->n_vocab * sizeof *t->special);
+        if (!keys || !t->special) {
+            free(keys);
+            err = kura_err_set(eb, KURA_ERR_NOMEM, "tokenizer: out of memory");
+            goto fail;
+        }
+        for (int32_t i = 0; i < t->n_vocab; i++)
+            if ((t->tok[i].attr & (TA_CONTROL | TA_USER | TA_UNKNOWN)) && t->tok[i].len > 0)
+                keys[t->n_special++] = ((uint64_t)(UINT32_MAX - t->tok[i].len) << 32) |
+                                       (uint32_t)i;
+        qsort(keys, t->n_special, sizeof *keys, cmp_u64);
+        for (uint32_t k = 0; k < t->n_special; k++)
+            t->special[k] = (int32_t)(keys[k] & 0xffffffffu);
+        free(keys);
     }
-    for (int32_t i = 0; i < t->n_vocab; i++)
-        if ((t->tok[i].attr & (TA_CONTROL | TA_USER | TA_UNKNOWN)) && t->tok[i].len > 0)
-            t->special[t->n_special++] = i;
-    sort_tok = t; /* qsort has no context argument; creation is not hot, keep it simple */
-    qsort(t->special, t->n_special, sizeof *t->special, cmp_special);
 
     /* per-model strip attributes */
     {
