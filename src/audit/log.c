@@ -29,6 +29,7 @@ struct waiter {
     uint64_t seq;
     enum kura_err err;
     bool done;
+    pthread_cond_t cv; /* signalled when done, or when this waiter should commit */
 };
 
 struct kura_audit {
@@ -47,11 +48,11 @@ struct kura_audit {
     uint64_t end; /* file size after our last commit */
     uint64_t since_ckpt;
     struct timespec last_ckpt;
+    struct timespec last_head; /* when head.json was last written */
     struct abuf wbuf;
 
     /* Queue and commit token, under mu. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     struct waiter *q_head, **q_tail;
     bool committing;
     enum kura_err failed; /* sticky: after an I/O failure nothing more is acknowledged */
@@ -108,7 +109,13 @@ static enum kura_err build_middle(struct abuf *b, const char *actor, const char 
             json_decref(d);
             return kura_err_set(eb, KURA_ERR_INVALID, "audit: details is not a JSON object");
         }
-        char *s = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        /* Valid JSON without CR/LF (raw ones can only be whitespace between tokens) is kept
+         * as given; anything else is re-serialised compactly so a record stays one line. */
+        char *s;
+        if (!memchr(details, '\n', dl) && !memchr(details, '\r', dl))
+            s = strdup(details);
+        else
+            s = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(d);
         if (!s)
             return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
@@ -447,7 +454,7 @@ static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct
     b->len = 0;
     b->oom = false;
     enum kura_err e;
-    bool ckpt = false;
+    bool ckpt = false, head_now = false;
     uint64_t ckpt_seq = 0;
     uint8_t ckpt_hash[KURA_AUDIT_HASH_LEN];
     lock_file(log->lock_fd, LOCK_EX);
@@ -462,12 +469,13 @@ static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct
                 format_checkpoint(log, b, "count");
                 ckpt = true;
             }
-        } else if (log->since_ckpt > 0) {
-            format_checkpoint(log, b, w->reason);
-            ckpt = true;
-            w->seq = log->last_seq;
         } else {
+            if (log->since_ckpt > 0) {
+                format_checkpoint(log, b, w->reason);
+                ckpt = true;
+            }
             w->seq = log->last_seq;
+            head_now = true; /* explicit checkpoints (shutdown, interval, request) */
         }
         if (ckpt && log->since_ckpt == 0) {
             ckpt_seq = log->last_seq;
@@ -478,6 +486,7 @@ static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct
     if (log->since_ckpt > 0 && mono_ms_since(&log->last_ckpt) >= interval) {
         format_checkpoint(log, b, "interval");
         ckpt = true;
+        head_now = true;
         ckpt_seq = log->last_seq;
         memcpy(ckpt_hash, log->last_hash, sizeof ckpt_hash);
     }
@@ -492,19 +501,28 @@ static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct
         goto out;
     }
     log->end += b->len;
-    if (ckpt && (e = write_head(log->head_path, log->log_hex, ckpt_seq, ckpt_hash, log->keys, eb)))
-        goto out;
+    /* Rewriting the head costs three fsyncs: after count checkpoints, at most once a second
+     * (the head may then lag the newest checkpoint by up to a second of records). */
+    if (ckpt && (head_now || mono_ms_since(&log->last_head) >= 1000.0)) {
+        if ((e = write_head(log->head_path, log->log_hex, ckpt_seq, ckpt_hash, log->keys, eb)))
+            goto out;
+        clock_gettime(CLOCK_MONOTONIC, &log->last_head);
+    }
 out:
     lock_file(log->lock_fd, LOCK_UN);
     return e;
 }
 
-/* Queues w and returns once it is committed (by this thread or another). */
+/* Queues w and returns once it is committed, by this thread or another: the first queued
+ * thread that finds no commit in progress takes the whole queue as one batch (one write, one
+ * fdatasync), and on finishing wakes the waiters it committed and hands over to the next. */
 static enum kura_err submit(struct kura_audit *log, struct waiter *w, struct kura_errbuf *eb)
 {
+    pthread_cond_init(&w->cv, NULL);
     pthread_mutex_lock(&log->mu);
     if (log->failed) {
         pthread_mutex_unlock(&log->mu);
+        pthread_cond_destroy(&w->cv);
         return kura_err_set(eb, log->failed, "audit log is unusable after an earlier write "
                                              "failure; reopen it");
     }
@@ -513,14 +531,17 @@ static enum kura_err submit(struct kura_audit *log, struct waiter *w, struct kur
     log->q_tail = &w->next;
     while (!w->done) {
         if (log->committing) {
-            pthread_cond_wait(&log->cv, &log->mu);
+            pthread_cond_wait(&w->cv, &log->mu);
             continue;
         }
         if (log->failed) {
-            /* a previous commit failed while we were queued */
-            for (struct waiter *x = log->q_head; x; x = x->next) {
+            /* a commit failed while we were queued */
+            for (struct waiter *x = log->q_head; x;) {
+                struct waiter *next = x->next;
                 x->err = log->failed;
                 x->done = true;
+                pthread_cond_signal(&x->cv);
+                x = next;
             }
             log->q_head = NULL;
             log->q_tail = &log->q_head;
@@ -539,18 +560,22 @@ static enum kura_err submit(struct kura_audit *log, struct waiter *w, struct kur
         log->pub_since_ckpt = log->since_ckpt;
         log->pub_last_ckpt = log->last_ckpt;
         for (struct waiter *x = batch; x;) {
-            struct waiter *next = x->next; /* x may be freed by its owner once done */
+            struct waiter *next = x->next; /* x may be gone once its owner sees done */
             x->err = e;
             x->done = true;
+            if (x != w)
+                pthread_cond_signal(&x->cv);
             x = next;
         }
         if (e && eb)
             *eb = local;
         log->committing = false;
-        pthread_cond_broadcast(&log->cv);
+        if (log->q_head) /* hand over: the oldest queued waiter commits next */
+            pthread_cond_signal(&log->q_head->cv);
     }
     enum kura_err e = w->err;
     pthread_mutex_unlock(&log->mu);
+    pthread_cond_destroy(&w->cv);
     if (e && eb && !eb->msg[0])
         kura_err_set(eb, e, "audit log commit failed");
     return e;
@@ -738,7 +763,6 @@ enum kura_err kura_audit_open(const char *state_dir, struct kura_keys *keys,
     if (opt)
         log->opt = *opt;
     pthread_mutex_init(&log->mu, NULL);
-    pthread_cond_init(&log->cv, NULL);
     pthread_cond_init(&log->timer_cv, NULL);
     clock_gettime(CLOCK_MONOTONIC, &log->last_ckpt);
     log->pub_last_ckpt = log->last_ckpt;
@@ -855,7 +879,6 @@ enum kura_err kura_audit_close(struct kura_audit *log, struct kura_errbuf *eb)
     kura_secret_destroy(log->tag_key);
     abuf_free(&log->wbuf);
     pthread_mutex_destroy(&log->mu);
-    pthread_cond_destroy(&log->cv);
     pthread_cond_destroy(&log->timer_cv);
     free(log);
     return e;

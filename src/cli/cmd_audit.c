@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static void help(FILE *f)
 struct opts {
     const char *sub, *action, *object, *detail, *pubkey, *out, *file;
     struct kura_audit_filter f;
-    int64_t expect_min, limit, threads, records, every;
+    int64_t expect_min, limit, threads, seconds, every;
     const char *bench_dir;
     bool keys, no_head, table, json;
 };
@@ -259,6 +260,7 @@ static int do_verify_bundle(struct cli_state *s, const struct opts *o)
 
 struct bench_thr {
     struct kura_audit *log;
+    atomic_int *stop;
     int64_t n;
     int errors;
 };
@@ -266,14 +268,17 @@ struct bench_thr {
 static void *bench_thread(void *arg)
 {
     struct bench_thr *t = arg;
-    for (int64_t i = 0; i < t->n; i++) {
+    while (!atomic_load(t->stop)) {
         char obj[32];
-        snprintf(obj, sizeof obj, "req-%" PRId64, i);
+        snprintf(obj, sizeof obj, "req-%" PRId64, t->n);
         if (kura_audit_append(t->log, "apikey:bench", "request", obj, "ok",
                               "{\"model\":\"bench-1b\",\"route\":\"/v1/chat/completions\","
                               "\"tokens\":{\"prompt\":123,\"completion\":45},\"policy\":\"allow\"}",
-                              NULL, NULL))
+                              NULL, NULL)) {
             t->errors++;
+            break;
+        }
+        t->n++;
     }
     return NULL;
 }
@@ -283,6 +288,41 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One timed round: nt threads append until `seconds` have passed. */
+static int bench_round(struct kura_audit *log, int64_t nt, double seconds, int64_t every)
+{
+    struct bench_thr *th = calloc((size_t)nt, sizeof *th);
+    pthread_t *tid = calloc((size_t)nt, sizeof *tid);
+    atomic_int stop = 0;
+    int errors = 0;
+    int64_t done = 0;
+    if (!th || !tid) {
+        free(th);
+        free(tid);
+        return -1;
+    }
+    double t0 = now_s();
+    for (int64_t i = 0; i < nt; i++) {
+        th[i] = (struct bench_thr){log, &stop, 0, 0};
+        pthread_create(&tid[i], NULL, bench_thread, &th[i]);
+    }
+    usleep((useconds_t)(seconds * 1e6));
+    atomic_store(&stop, 1);
+    for (int64_t i = 0; i < nt; i++) {
+        pthread_join(tid[i], NULL);
+        errors += th[i].errors;
+        done += th[i].n;
+    }
+    double dt = now_s() - t0;
+    printf("threads=%-4" PRId64 " appends=%-8" PRId64 " seconds=%.2f appends/s=%.0f "
+           "(durable: fdatasync before each acknowledgement; checkpoint every %" PRId64 ")%s\n",
+           nt, done, dt, (double)done / dt, every, errors ? " ERRORS" : "");
+    fflush(stdout);
+    free(th);
+    free(tid);
+    return errors ? -1 : 0;
 }
 
 static int do_bench(const struct opts *o)
@@ -308,37 +348,12 @@ static int do_bench(const struct opts *o)
         fprintf(stderr, "kura audit bench: %s\n", eb.msg);
         goto out;
     }
-    int64_t thread_counts[2] = {1, o->threads};
-    for (int round = 0; round < 2; round++) {
-        int64_t nt = thread_counts[round];
-        int64_t n = round == 0 ? o->records / 8 : o->records;
-        if (n < nt)
-            n = nt;
-        struct bench_thr *th = calloc((size_t)nt, sizeof *th);
-        pthread_t *tid = calloc((size_t)nt, sizeof *tid);
-        if (!th || !tid) {
-            free(th);
-            free(tid);
-            goto out;
-        }
-        double t0 = now_s();
-        for (int64_t i = 0; i < nt; i++) {
-            th[i] = (struct bench_thr){log, n / nt, 0};
-            pthread_create(&tid[i], NULL, bench_thread, &th[i]);
-        }
-        int errors = 0;
-        for (int64_t i = 0; i < nt; i++) {
-            pthread_join(tid[i], NULL);
-            errors += th[i].errors;
-        }
-        double dt = now_s() - t0;
-        int64_t done = (n / nt) * nt;
-        printf("threads=%-4" PRId64 " appends=%-8" PRId64 " seconds=%.3f appends/s=%.0f "
-               "(fdatasync per commit, checkpoint every %" PRId64 ")%s\n",
-               nt, done, dt, (double)done / dt, o->every, errors ? " ERRORS" : "");
-        free(th);
-        free(tid);
-        if (errors)
+    printf("audit bench in %s, %.1f s per round\n", dir, (double)o->seconds);
+    static const int64_t counts[] = {1, 8, 64, 256, 1024};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        if (counts[i] > o->threads)
+            break;
+        if (bench_round(log, counts[i], (double)o->seconds, o->every))
             goto out;
     }
     if (kura_audit_close(log, &eb)) {
@@ -356,7 +371,9 @@ static int do_bench(const struct opts *o)
         fprintf(stderr, "kura audit bench: verify failed: %s\n", r.message);
         goto out;
     }
-    printf("verify: %" PRIu64 " records in %.3f s\n", r.n_records, now_s() - t0);
+    double dt = now_s() - t0;
+    printf("verify: %" PRIu64 " records in %.2f s (%.0f records/s)\n", r.n_records, dt,
+           (double)r.n_records / dt);
     rc = KURA_EXIT_OK;
 out:
     kura_audit_close(log, NULL);
@@ -372,7 +389,7 @@ out:
 static int cmd_audit(int argc, char **argv)
 {
     struct cli_state s;
-    struct opts o = {.threads = 64, .records = 200000, .every = 1000};
+    struct opts o = {.threads = 256, .seconds = 3, .every = 1000};
     cli_state_init(&s, "audit");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -413,10 +430,10 @@ static int cmd_audit(int argc, char **argv)
             iv = &o.threads;
             lo = 1;
             hi = 1024;
-        } else if (!strcmp(a, "--records")) {
-            iv = &o.records;
+        } else if (!strcmp(a, "--seconds")) {
+            iv = &o.seconds;
             lo = 1;
-            hi = 100000000;
+            hi = 3600;
         } else if (!strcmp(a, "--checkpoint-every")) {
             iv = &o.every;
             lo = 1;
