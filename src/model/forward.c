@@ -179,18 +179,15 @@ static void mm_worker(void *arg, int ith, int nth)
     const struct mm_job *j = arg;
     long lo, hi;
     kura_split((long)j->n_out, ith, nth, &lo, &hi);
-    const long blk = 16;
-    for (long r0 = lo; r0 < hi; r0 += blk) {
-        long r1 = r0 + blk < hi ? r0 + blk : hi;
-        for (int32_t t = 0; t < j->n_tok; t++) {
-            const uint8_t *xq = j->xq + (size_t)t * j->xq_row_bytes;
-            float *y = j->y + (size_t)t * j->y_stride;
-            for (long r = r0; r < r1; r++) {
-                float s = j->tr->vec_dot(j->n_in, j->w + (size_t)r * j->w_row_bytes, xq);
-                y[r] = j->bias ? s + j->bias[r] : s;
-            }
-        }
-    }
+    if (lo >= hi)
+        return;
+    /* The gemm kernel reuses each weight block for several tokens (register tiling). */
+    j->tr->gemm(j->n_in, hi - lo, j->n_tok, j->w + (size_t)lo * j->w_row_bytes, j->w_row_bytes,
+                j->xq, j->xq_row_bytes, j->y + lo, j->y_stride);
+    if (j->bias)
+        for (int32_t t = 0; t < j->n_tok; t++)
+            for (long r = lo; r < hi; r++)
+                j->y[(size_t)t * j->y_stride + r] += j->bias[r];
 }
 
 /* y(t, :) = W · xn(t, :) (+ bias) for t < n_tok; W is (n_in -> n_out). */

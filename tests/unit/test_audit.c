@@ -595,8 +595,8 @@ static void test_bad_input(void)
     CHECKF(kura_audit_verify_file(dir, &vo, true, &r, &eb) == KURA_OK, "%s", r.message);
     /* garbage buffers never crash and never verify */
     static const char *junk[] = {"", "\n", "{}\n", "{\"seq\":1}", "\xff\xfe\n\n\n",
-                                 "{\"seq\":1,\"tag\":\"0000000000000000000000000000000000000000"
-                                 "000000000000000000000000\"}\n"};
+                                 ("{\"seq\":1,\"tag\":\"0000000000000000000000000000000000000000"
+                                  "000000000000000000000000\"}\n")};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
         CHECK(kura_audit_verify_buffer(junk[i], strlen(junk[i]), &vo, &r) != KURA_OK);
     /* file digest: SHA-256("abc") */
