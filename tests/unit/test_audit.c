@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit/audit_int.h"
@@ -617,13 +618,21 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    test_mutations();
-    test_tags();
-    test_concurrent_and_reopen();
-    test_torn_tail();
-    test_head_and_deletion();
-    test_export();
-    test_bad_input();
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {{"mutations", test_mutations},   {"tags", test_tags},
+                 {"concurrent", test_concurrent_and_reopen}, {"torn tail", test_torn_tail},
+                 {"head", test_head_and_deletion}, {"export", test_export},
+                 {"bad input", test_bad_input}};
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        tests[i].fn();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("%-12s %.2f s\n", tests[i].name,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     rm_rf(g_dir);
     return test_finish();
 }

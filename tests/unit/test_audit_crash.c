@@ -44,7 +44,7 @@ static void *child_thread(void *arg)
     for (int i = 0;; i++) {
         char obj[64];
         snprintf(obj, sizeof obj, "iter-%d-%d-%d", t->iter, t->id, i);
-        size_t n = (size_t)(i % 8 == 0 ? (i * 7919) % 30000 : (i * 31) % 200);
+        size_t n = i % 8 == 0 ? (size_t)i * 7919u % 30000u : (size_t)i * 31u % 200u;
         memcpy(det, "{\"pad\":\"", 8);
         memset(det + 8, 'a' + i % 26, n);
         memcpy(det + 8 + n, "\"}", 3);
