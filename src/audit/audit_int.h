@@ -64,7 +64,7 @@ void audit_line_hash(const void *line, size_t len, uint8_t out[KURA_AUDIT_HASH_L
 /* Keyed tag of a record prefix. */
 void audit_tag(const uint8_t *key, const void *prefix, size_t len,
                uint8_t out[KURA_AUDIT_HASH_LEN]);
-/* The message a checkpoint signature covers (DOM_CKPT + prefix) into b. */
+/* Lowercase hex checks / decoding of exactly n bytes. */
 bool audit_hex_ok(const char *s, size_t n);
 bool audit_hex_decode(const char *s, uint8_t *out, size_t n);
 

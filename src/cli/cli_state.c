@@ -69,6 +69,7 @@ int cli_state_unlock(struct cli_state *s, struct kura_keys **out)
     struct kura_errbuf eb = {0};
     struct kura_secret *p = NULL;
     *out = NULL;
+    kura_state_no_core_dumps();
     int rc = cli_state_passphrase(s, "kura passphrase: ", false, &p);
     if (rc)
         return rc;

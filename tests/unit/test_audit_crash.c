@@ -4,6 +4,7 @@
  * it with the content the child wrote, and reopening must seal any torn tail so that the whole
  * log verifies again. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,35 +28,59 @@ static struct kura_secret *pass(void)
     return p;
 }
 
+#define CHILD_THREADS 4
+
+struct child_thr {
+    struct kura_audit *log;
+    int iter, id, wfd;
+};
+
+static void *child_thread(void *arg)
+{
+    struct child_thr *t = arg;
+    /* Records of varying size, some large, so that kills land inside writes too. */
+    static char dets[CHILD_THREADS][40000];
+    char *det = dets[t->id];
+    for (int i = 0;; i++) {
+        char obj[64];
+        snprintf(obj, sizeof obj, "iter-%d-%d-%d", t->iter, t->id, i);
+        size_t n = i % 8 == 0 ? (size_t)i * 7919u % 30000u : (size_t)i * 31u % 200u;
+        memcpy(det, "{\"pad\":\"", 8);
+        memset(det + 8, 'a' + i % 26, n);
+        memcpy(det + 8 + n, "\"}", 3);
+        uint64_t seq;
+        if (kura_audit_append(t->log, "local:crash", "crash.test", obj, "ok", det, &seq, NULL))
+            _exit(4);
+        /* one pipe write (< PIPE_BUF, so atomic) per acknowledged record */
+        uint64_t msg[3] = {seq, (uint64_t)t->id, (uint64_t)i};
+        if (write(t->wfd, msg, sizeof msg) != (ssize_t)sizeof msg)
+            _exit(5);
+    }
+    return NULL;
+}
+
 static void child(const char *dir, int iter, int wfd)
 {
     struct kura_secret *p = pass();
     struct kura_keys *k = NULL;
     struct kura_audit *log = NULL;
-    struct kura_audit_options o = {.checkpoint_every = 7, .checkpoint_interval_ms = 5};
+    struct kura_audit_options o = {.checkpoint_every = 7, .checkpoint_interval_ms = 50};
     if (kura_keys_open(dir, p, &k, NULL) || kura_audit_open(dir, k, &o, &log, NULL, NULL))
         _exit(3);
-    /* Records of varying size, some large, so that kills land inside writes too. */
-    static char det[40000];
-    for (int i = 0;; i++) {
-        char obj[64];
-        snprintf(obj, sizeof obj, "iter-%d-%d", iter, i);
-        size_t n = (size_t)(i % 8 == 0 ? (i * 7919) % 30000 : (i * 31) % 200);
-        memcpy(det, "{\"pad\":\"", 8);
-        memset(det + 8, 'a' + i % 26, n);
-        memcpy(det + 8 + n, "\"}", 3);
-        uint64_t seq;
-        if (kura_audit_append(log, "local:crash", "crash.test", obj, "ok", det, &seq, NULL))
-            _exit(4);
-        uint64_t msg[2] = {seq, (uint64_t)i};
-        if (write(wfd, msg, sizeof msg) != (ssize_t)sizeof msg)
-            _exit(5);
+    struct child_thr th[CHILD_THREADS];
+    pthread_t tid[CHILD_THREADS];
+    for (int i = 0; i < CHILD_THREADS; i++) {
+        th[i] = (struct child_thr){log, iter, i, wfd};
+        pthread_create(&tid[i], NULL, child_thread, &th[i]);
     }
+    for (;;)
+        pause();
 }
 
 struct acks {
     int iter;
     uint64_t seq[100000];
+    uint64_t thr[100000];
     uint64_t idx[100000];
     int n;
     int checked, wrong;
@@ -64,11 +89,12 @@ struct acks {
 static int check_cb(void *ud, const struct kura_audit_record *rec)
 {
     struct acks *a = ud;
-    /* acknowledged seqs are increasing; find this one */
+    /* find this record among the acknowledged ones */
     for (int i = 0; i < a->n; i++) {
         if (a->seq[i] == rec->seq) {
             char obj[64];
-            snprintf(obj, sizeof obj, "iter-%d-%llu", a->iter, (unsigned long long)a->idx[i]);
+            snprintf(obj, sizeof obj, "iter-%d-%llu-%llu", a->iter,
+                     (unsigned long long)a->thr[i], (unsigned long long)a->idx[i]);
             a->checked++;
             if (strcmp(rec->object, obj) != 0 || strcmp(rec->action, "crash.test") != 0)
                 a->wrong++;
@@ -122,11 +148,12 @@ int main(void)
         close(pfd[1]);
         memset(&a, 0, sizeof a);
         a.iter = iter;
-        int want = rand() % 40; /* acknowledgements to wait for before the kill */
-        uint64_t msg[2];
+        int want = rand() % 48; /* acknowledgements to wait for before the kill */
+        uint64_t msg[3];
         while (a.n < want && read(pfd[0], msg, sizeof msg) == (ssize_t)sizeof msg) {
             a.seq[a.n] = msg[0];
-            a.idx[a.n] = msg[1];
+            a.thr[a.n] = msg[1];
+            a.idx[a.n] = msg[2];
             a.n++;
         }
         usleep((useconds_t)(rand() % 3000));
@@ -137,7 +164,8 @@ int main(void)
         /* acknowledgements still in the pipe were given before the kill */
         while (a.n < 100000 && read(pfd[0], msg, sizeof msg) == (ssize_t)sizeof msg) {
             a.seq[a.n] = msg[0];
-            a.idx[a.n] = msg[1];
+            a.thr[a.n] = msg[1];
+            a.idx[a.n] = msg[2];
             a.n++;
         }
         close(pfd[0]);
@@ -150,12 +178,16 @@ int main(void)
                "iteration %d: %s", iter, r.message);
         if (r.verdict == KURA_AUDIT_TORN)
             torn_seen++;
-        uint64_t max_ack = a.n ? a.seq[a.n - 1] : 0;
+        uint64_t max_ack = 0, min_ack = UINT64_MAX;
+        for (int i = 0; i < a.n; i++) {
+            max_ack = a.seq[i] > max_ack ? a.seq[i] : max_ack;
+            min_ack = a.seq[i] < min_ack ? a.seq[i] : min_ack;
+        }
         CHECKF(r.last_seq >= max_ack, "iteration %d: acknowledged seq %llu missing (log ends at "
                                       "%llu)", iter, (unsigned long long)max_ack,
                (unsigned long long)r.last_seq);
         if (a.n) {
-            struct kura_audit_filter f = {.from_seq = a.seq[0], .to_seq = max_ack};
+            struct kura_audit_filter f = {.from_seq = min_ack, .to_seq = max_ack};
             CHECK(kura_audit_show(dir, &f, check_cb, &a, NULL, &eb) == KURA_OK);
             CHECKF(a.checked == a.n && a.wrong == 0, "iteration %d: %d of %d acknowledged "
                                                      "records found, %d wrong",
