@@ -51,21 +51,78 @@ static void from_float_bf16(const float *src, void *dst, int64_t n)
         d[i] = kura_fp32_to_bf16(src[i]);
 }
 
+/* Horizontal sums in the order of the x86 reductions of the reference engine: a 16-lane sum
+ * halves 16 -> 8 -> 4 lanes, then adds (0 + 2) + (1 + 3); an 8-lane sum does the same from
+ * 8 lanes. Float addition is not associative, so the order is part of the result. */
+static float hsum16(const float a[16])
+{
+    float t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = a[i] + a[8 + i];
+    for (int i = 0; i < 4; i++)
+        t[i] = t[i] + t[4 + i];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+static __attribute__((unused)) float hsum8(const float a[8])
+{
+    float t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = a[i] + a[4 + i];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+/* Float dot products of n elements in the reference engine's AVX-512 order: blocks of 64
+ * elements feed four 16-lane fused multiply-add accumulators (element 64 b + 16 j + l goes to
+ * accumulator j, lane l); the accumulators are added (0 + 2, 1 + 3, then together) and summed
+ * horizontally; the n % 64 leftover elements follow one at a time. Matching this order matters:
+ * the KV cache stores f16, and a last-bit difference in a projection occasionally flips an f16
+ * rounding there, which then persists for the rest of the sequence. */
+#define DOT_STEP 64
+#define DOT_LANES 16
+
+static float dot_lanes_reduce(float acc[4][DOT_LANES])
+{
+    for (int l = 0; l < DOT_LANES; l++) {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for (int l = 0; l < DOT_LANES; l++)
+        acc[0][l] += acc[1][l];
+    return hsum16(acc[0]);
+}
+
 static float vec_dot_f32_f32_scalar(int64_t n, const void *vx, const void *vy)
 {
     const float *x = vx, *y = vy;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)x[i] * (double)y[i];
-    return (float)s;
+    int64_t np = n & ~(int64_t)(DOT_STEP - 1);
+    float acc[4][DOT_LANES] = {{0}};
+    for (int64_t i = 0; i < np; i += DOT_STEP)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < DOT_LANES; l++)
+                acc[j][l] = fmaf(x[i + DOT_LANES * j + l], y[i + DOT_LANES * j + l], acc[j][l]);
+    float s = dot_lanes_reduce(acc);
+    /* the leftovers accumulate in float with fused multiply-adds */
+    for (int64_t i = np; i < n; i++)
+        s = fmaf(x[i], y[i], s);
+    return s;
 }
 
 static float vec_dot_f16_f16_scalar(int64_t n, const void *vx, const void *vy)
 {
     const uint16_t *x = vx, *y = vy;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)kura_fp16_to_fp32(x[i]) * (double)kura_fp16_to_fp32(y[i]);
+    int64_t np = n & ~(int64_t)(DOT_STEP - 1);
+    float acc[4][DOT_LANES] = {{0}};
+    for (int64_t i = 0; i < np; i += DOT_STEP)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < DOT_LANES; l++) {
+                int64_t e = i + DOT_LANES * j + l;
+                acc[j][l] = fmaf(kura_fp16_to_fp32(x[e]), kura_fp16_to_fp32(y[e]), acc[j][l]);
+            }
+    /* here the leftovers accumulate in double, each product rounded to float first */
+    double s = dot_lanes_reduce(acc);
+    for (int64_t i = np; i < n; i++)
+        s += (double)(kura_fp16_to_fp32(x[i]) * kura_fp16_to_fp32(y[i]));
     return (float)s;
 }
 
@@ -77,6 +134,45 @@ static float vec_dot_bf16_bf16_scalar(int64_t n, const void *vx, const void *vy)
         s += (double)kura_bf16_to_fp32(x[i]) * (double)kura_bf16_to_fp32(y[i]);
     return (float)s;
 }
+
+/* Multi-row products of float rows follow the reference engine's batch path instead (used for
+ * two or more activation rows when n is a multiple of 16): one 16-lane fused multiply-add
+ * accumulator per output, element 16 b + l into lane l, then one horizontal sum. Otherwise
+ * each output is a vec_dot, as there. */
+static float dot_chain16_f32(int64_t n, const float *x, const float *y)
+{
+    float acc[DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i += DOT_LANES)
+        for (int l = 0; l < DOT_LANES; l++)
+            acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
+    return hsum16(acc);
+}
+
+static float dot_chain16_f16(int64_t n, const uint16_t *x, const uint16_t *y)
+{
+    float acc[DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i += DOT_LANES)
+        for (int l = 0; l < DOT_LANES; l++)
+            acc[l] = fmaf(kura_fp16_to_fp32(x[i + l]), kura_fp16_to_fp32(y[i + l]), acc[l]);
+    return hsum16(acc);
+}
+
+#define DEFINE_GEMM_FLOAT(name, elem_t, vec_dot_fn, chain_fn)                                    \
+    static void name(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,     \
+                     const void *y, size_t y_row_bytes, float *out, size_t out_row_stride)      \
+    {                                                                                           \
+        bool batch = nc >= 2 && n % DOT_LANES == 0;                                             \
+        for (int64_t c = 0; c < nc; c++)                                                        \
+            for (int64_t r = 0; r < nr; r++) {                                                  \
+                const elem_t *xr = (const void *)((const char *)x + (size_t)r * x_row_bytes);   \
+                const elem_t *yc = (const void *)((const char *)y + (size_t)c * y_row_bytes);   \
+                out[(size_t)c * out_row_stride + (size_t)r] =                                   \
+                    batch ? chain_fn(n, xr, yc) : vec_dot_fn(n, xr, yc);                        \
+            }                                                                                   \
+    }
+
+DEFINE_GEMM_FLOAT(gemm_f32_scalar, float, vec_dot_f32_f32_scalar, dot_chain16_f32)
+DEFINE_GEMM_FLOAT(gemm_f16_scalar, uint16_t, vec_dot_f16_f16_scalar, dot_chain16_f16)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Legacy 32-element quants                                                                   */
@@ -1004,8 +1100,6 @@ static float vec_dot_q8_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
 
 /* ------------------------------------------------------------------------------------------ */
 
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f32_scalar, vec_dot_f32_f32_scalar)
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f16_scalar, vec_dot_f16_f16_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_scalar, vec_dot_bf16_bf16_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_q4_0_scalar, vec_dot_q4_0_q8_0_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_q4_1_scalar, vec_dot_q4_1_q8_1_scalar)
