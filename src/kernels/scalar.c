@@ -64,7 +64,7 @@ static float hsum16(const float a[16])
     return (t[0] + t[2]) + (t[1] + t[3]);
 }
 
-static __attribute__((unused)) float hsum8(const float a[8])
+static float hsum8(const float a[8])
 {
     float t[4];
     for (int i = 0; i < 4; i++)
@@ -400,80 +400,98 @@ static void from_float_q8_1(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Legacy-quant dot products in the reference engine's x86 order: within a block the 32
+ * integer products go to 8 lanes of 4 consecutive elements, each lane is converted to float
+ * and accumulated with a fused multiply-add by the block's scale product dx * dy (rounded to
+ * float first); the 8 lanes are summed horizontally at the end (hsum8). For Q4_1/Q5_1 the
+ * offset terms m * s are summed separately in float and added last. qx[] holds the weight
+ * block's integer values. */
+static void lanes8_fma(float acc[8], float d, const int qx[QK], const int8_t *qy)
+{
+    for (int l = 0; l < 8; l++) {
+        int s = 0;
+        for (int k = 0; k < 4; k++)
+            s += qx[4 * l + k] * qy[4 * l + k];
+        acc[l] = fmaf(d, (float)s, acc[l]);
+    }
+}
+
 static float vec_dot_q4_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
         for (int j = 0; j < 16; j++) {
-            sumi += ((x[i].qs[j] & 15) - 8) * y[i].qs[j];
-            sumi += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+            qx[j] = (x[i].qs[j] & 15) - 8;
+            qx[j + 16] = (x[i].qs[j] >> 4) - 8;
         }
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 static float vec_dot_q4_1_q8_1_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_1 *x = vx;
     const struct blk_q8_1 *y = vy;
-    float s = 0;
+    float acc[8] = {0}, summs = 0;
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
+        summs += f16(x[i].m) * f16(y[i].s);
         for (int j = 0; j < 16; j++) {
-            sumi += (x[i].qs[j] & 15) * y[i].qs[j];
-            sumi += (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+            qx[j] = x[i].qs[j] & 15;
+            qx[j + 16] = x[i].qs[j] >> 4;
         }
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d)) + f16(x[i].m) * f16(y[i].s);
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc) + summs;
 }
 
 static float vec_dot_q5_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q5_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
         uint32_t qh = load_qh(x[i].qh);
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += (q5_value(x[i].qs, qh, j) - 16) * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+            qx[j] = q5_value(x[i].qs, qh, j) - 16;
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 static float vec_dot_q5_1_q8_1_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q5_1 *x = vx;
     const struct blk_q8_1 *y = vy;
-    float s = 0;
+    float acc[8] = {0}, summs = 0;
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
+        summs += f16(x[i].m) * f16(y[i].s);
         uint32_t qh = load_qh(x[i].qh);
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += q5_value(x[i].qs, qh, j) * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d)) + f16(x[i].m) * f16(y[i].s);
+            qx[j] = q5_value(x[i].qs, qh, j);
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc) + summs;
 }
 
 static float vec_dot_q8_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q8_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += x[i].qs[j] * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+            qx[j] = x[i].qs[j];
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 /* Q8_1 as a weight type is unusual but cheap to support: the dot with Q8_1 activations. */
