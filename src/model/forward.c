@@ -307,6 +307,8 @@ static void att_worker(void *arg, int ith, int nth)
     float scale = 1.0f / sqrtf((float)hd);
     uint16_t *q16 = c->q16 + (size_t)ith * 2 * hd;
     uint16_t *acc = q16 + hd;
+    /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
+    const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
     long lo, hi;
     kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
@@ -328,10 +330,7 @@ static void att_worker(void *arg, int ith, int nth)
             acc[d] = 0;
         for (int32_t p = 0; p < n_pos; p++) {
             const uint16_t *kr = kbase + (size_t)p * kv_dim;
-            double sd = 0.0;
-            for (int d = 0; d < hd; d++)
-                sd += (double)(kura_fp16_to_fp32(kr[d]) * kura_fp16_to_fp32(q16[d]));
-            float s = (float)sd * scale;
+            float s = dot16->vec_dot(hd, kr, q16) * scale;
             float ms = 1.0f, vs = 1.0f;
             if (s > mx) {
                 ms = expf(mx - s);
