@@ -381,7 +381,8 @@ static void to_float_q8_1(const void *src, float *dst, int64_t n)
     }
 }
 
-/* As q8_0, plus s = d * sum(q) (the integer sum times the unrounded d). */
+/* As q8_0 (id = 127 / amax, ties to even, as the reference engine's x86 quantizer), plus
+ * s = d * sum(q) (the integer sum times the unrounded d). */
 static void from_float_q8_1(const float *x, void *dst, int64_t n)
 {
     struct blk_q8_1 *b = dst;
@@ -389,10 +390,10 @@ static void from_float_q8_1(const float *x, void *dst, int64_t n)
         float amax;
         signed_absmax(x, QK, &amax);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
-            b[i].qs[j] = (int8_t)roundf(x[j] * id);
+            b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
             sum += b[i].qs[j];
         }
         b[i].d = kura_fp32_to_fp16(d);
