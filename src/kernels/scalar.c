@@ -51,21 +51,78 @@ static void from_float_bf16(const float *src, void *dst, int64_t n)
         d[i] = kura_fp32_to_bf16(src[i]);
 }
 
+/* Horizontal sums in the order of the x86 reductions of the reference engine: a 16-lane sum
+ * halves 16 -> 8 -> 4 lanes, then adds (0 + 2) + (1 + 3); an 8-lane sum does the same from
+ * 8 lanes. Float addition is not associative, so the order is part of the result. */
+static float hsum16(const float a[16])
+{
+    float t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = a[i] + a[8 + i];
+    for (int i = 0; i < 4; i++)
+        t[i] = t[i] + t[4 + i];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+static float hsum8(const float a[8])
+{
+    float t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = a[i] + a[4 + i];
+    return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+/* Float dot products of n elements in the reference engine's AVX-512 order: blocks of 64
+ * elements feed four 16-lane fused multiply-add accumulators (element 64 b + 16 j + l goes to
+ * accumulator j, lane l); the accumulators are added (0 + 2, 1 + 3, then together) and summed
+ * horizontally; the n % 64 leftover elements follow one at a time. Matching this order matters:
+ * the KV cache stores f16, and a last-bit difference in a projection occasionally flips an f16
+ * rounding there, which then persists for the rest of the sequence. */
+#define DOT_STEP 64
+#define DOT_LANES 16
+
+static float dot_lanes_reduce(float acc[4][DOT_LANES])
+{
+    for (int l = 0; l < DOT_LANES; l++) {
+        acc[0][l] += acc[2][l];
+        acc[1][l] += acc[3][l];
+    }
+    for (int l = 0; l < DOT_LANES; l++)
+        acc[0][l] += acc[1][l];
+    return hsum16(acc[0]);
+}
+
 static float vec_dot_f32_f32_scalar(int64_t n, const void *vx, const void *vy)
 {
     const float *x = vx, *y = vy;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)x[i] * (double)y[i];
-    return (float)s;
+    int64_t np = n & ~(int64_t)(DOT_STEP - 1);
+    float acc[4][DOT_LANES] = {{0}};
+    for (int64_t i = 0; i < np; i += DOT_STEP)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < DOT_LANES; l++)
+                acc[j][l] = fmaf(x[i + DOT_LANES * j + l], y[i + DOT_LANES * j + l], acc[j][l]);
+    float s = dot_lanes_reduce(acc);
+    /* the leftovers accumulate in float with fused multiply-adds */
+    for (int64_t i = np; i < n; i++)
+        s = fmaf(x[i], y[i], s);
+    return s;
 }
 
 static float vec_dot_f16_f16_scalar(int64_t n, const void *vx, const void *vy)
 {
     const uint16_t *x = vx, *y = vy;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (double)kura_fp16_to_fp32(x[i]) * (double)kura_fp16_to_fp32(y[i]);
+    int64_t np = n & ~(int64_t)(DOT_STEP - 1);
+    float acc[4][DOT_LANES] = {{0}};
+    for (int64_t i = 0; i < np; i += DOT_STEP)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < DOT_LANES; l++) {
+                int64_t e = i + DOT_LANES * j + l;
+                acc[j][l] = fmaf(kura_fp16_to_fp32(x[e]), kura_fp16_to_fp32(y[e]), acc[j][l]);
+            }
+    /* here the leftovers accumulate in double, each product rounded to float first */
+    double s = dot_lanes_reduce(acc);
+    for (int64_t i = np; i < n; i++)
+        s += (double)(kura_fp16_to_fp32(x[i]) * kura_fp16_to_fp32(y[i]));
     return (float)s;
 }
 
@@ -77,6 +134,45 @@ static float vec_dot_bf16_bf16_scalar(int64_t n, const void *vx, const void *vy)
         s += (double)kura_bf16_to_fp32(x[i]) * (double)kura_bf16_to_fp32(y[i]);
     return (float)s;
 }
+
+/* Multi-row products of float rows follow the reference engine's batch path instead (used for
+ * two or more activation rows when n is a multiple of 16): one 16-lane fused multiply-add
+ * accumulator per output, element 16 b + l into lane l, then one horizontal sum. Otherwise
+ * each output is a vec_dot, as there. */
+static float dot_chain16_f32(int64_t n, const float *x, const float *y)
+{
+    float acc[DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i += DOT_LANES)
+        for (int l = 0; l < DOT_LANES; l++)
+            acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
+    return hsum16(acc);
+}
+
+static float dot_chain16_f16(int64_t n, const uint16_t *x, const uint16_t *y)
+{
+    float acc[DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i += DOT_LANES)
+        for (int l = 0; l < DOT_LANES; l++)
+            acc[l] = fmaf(kura_fp16_to_fp32(x[i + l]), kura_fp16_to_fp32(y[i + l]), acc[l]);
+    return hsum16(acc);
+}
+
+#define DEFINE_GEMM_FLOAT(name, elem_t, vec_dot_fn, chain_fn)                                    \
+    static void name(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,     \
+                     const void *y, size_t y_row_bytes, float *out, size_t out_row_stride)      \
+    {                                                                                           \
+        bool batch = nc >= 2 && n % DOT_LANES == 0;                                             \
+        for (int64_t c = 0; c < nc; c++)                                                        \
+            for (int64_t r = 0; r < nr; r++) {                                                  \
+                const elem_t *xr = (const void *)((const char *)x + (size_t)r * x_row_bytes);   \
+                const elem_t *yc = (const void *)((const char *)y + (size_t)c * y_row_bytes);   \
+                out[(size_t)c * out_row_stride + (size_t)r] =                                   \
+                    batch ? chain_fn(n, xr, yc) : vec_dot_fn(n, xr, yc);                        \
+            }                                                                                   \
+    }
+
+DEFINE_GEMM_FLOAT(gemm_f32_scalar, float, vec_dot_f32_f32_scalar, dot_chain16_f32)
+DEFINE_GEMM_FLOAT(gemm_f16_scalar, uint16_t, vec_dot_f16_f16_scalar, dot_chain16_f16)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Legacy 32-element quants                                                                   */
@@ -302,7 +398,8 @@ static void to_float_q8_1(const void *src, float *dst, int64_t n)
     }
 }
 
-/* As q8_0, plus s = d * sum(q) (the integer sum times the unrounded d). */
+/* As q8_0 (id = 127 / amax, ties to even, as the reference engine's x86 quantizer), plus
+ * s = d * sum(q) (the integer sum times the unrounded d). */
 static void from_float_q8_1(const float *x, void *dst, int64_t n)
 {
     struct blk_q8_1 *b = dst;
@@ -321,80 +418,98 @@ static void from_float_q8_1(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Legacy-quant dot products in the reference engine's x86 order: within a block the 32
+ * integer products go to 8 lanes of 4 consecutive elements, each lane is converted to float
+ * and accumulated with a fused multiply-add by the block's scale product dx * dy (rounded to
+ * float first); the 8 lanes are summed horizontally at the end (hsum8). For Q4_1/Q5_1 the
+ * offset terms m * s are summed separately in float and added last. qx[] holds the weight
+ * block's integer values. */
+static void lanes8_fma(float acc[8], float d, const int qx[QK], const int8_t *qy)
+{
+    for (int l = 0; l < 8; l++) {
+        int s = 0;
+        for (int k = 0; k < 4; k++)
+            s += qx[4 * l + k] * qy[4 * l + k];
+        acc[l] = fmaf(d, (float)s, acc[l]);
+    }
+}
+
 static float vec_dot_q4_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
         for (int j = 0; j < 16; j++) {
-            sumi += ((x[i].qs[j] & 15) - 8) * y[i].qs[j];
-            sumi += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+            qx[j] = (x[i].qs[j] & 15) - 8;
+            qx[j + 16] = (x[i].qs[j] >> 4) - 8;
         }
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 static float vec_dot_q4_1_q8_1_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_1 *x = vx;
     const struct blk_q8_1 *y = vy;
-    float s = 0;
+    float acc[8] = {0}, summs = 0;
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
+        summs += f16(x[i].m) * f16(y[i].s);
         for (int j = 0; j < 16; j++) {
-            sumi += (x[i].qs[j] & 15) * y[i].qs[j];
-            sumi += (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+            qx[j] = x[i].qs[j] & 15;
+            qx[j + 16] = x[i].qs[j] >> 4;
         }
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d)) + f16(x[i].m) * f16(y[i].s);
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc) + summs;
 }
 
 static float vec_dot_q5_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q5_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
         uint32_t qh = load_qh(x[i].qh);
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += (q5_value(x[i].qs, qh, j) - 16) * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+            qx[j] = q5_value(x[i].qs, qh, j) - 16;
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 static float vec_dot_q5_1_q8_1_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q5_1 *x = vx;
     const struct blk_q8_1 *y = vy;
-    float s = 0;
+    float acc[8] = {0}, summs = 0;
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
+        summs += f16(x[i].m) * f16(y[i].s);
         uint32_t qh = load_qh(x[i].qh);
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += q5_value(x[i].qs, qh, j) * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d)) + f16(x[i].m) * f16(y[i].s);
+            qx[j] = q5_value(x[i].qs, qh, j);
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc) + summs;
 }
 
 static float vec_dot_q8_0_q8_0_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q8_0 *x = vx;
     const struct blk_q8_0 *y = vy;
-    float s = 0;
+    float acc[8] = {0};
+    int qx[QK];
     for (int64_t i = 0; i < n / QK; i++) {
-        int sumi = 0;
         for (int j = 0; j < QK; j++)
-            sumi += x[i].qs[j] * y[i].qs[j];
-        s += (float)sumi * (f16(x[i].d) * f16(y[i].d));
+            qx[j] = x[i].qs[j];
+        lanes8_fma(acc, f16(x[i].d) * f16(y[i].d), qx, y[i].qs);
     }
-    return s;
+    return hsum8(acc);
 }
 
 /* Q8_1 as a weight type is unusual but cheap to support: the dot with Q8_1 activations. */
@@ -1021,8 +1136,6 @@ static float vec_dot_q8_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
 
 /* ------------------------------------------------------------------------------------------ */
 
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f32_scalar, vec_dot_f32_f32_scalar)
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f16_scalar, vec_dot_f16_f16_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_scalar, vec_dot_bf16_bf16_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_q4_0_scalar, vec_dot_q4_0_q8_0_scalar)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_q4_1_scalar, vec_dot_q4_1_q8_1_scalar)

@@ -142,6 +142,36 @@ static inline float silu(float x)
     return x / (1.0f + expf(-x));
 }
 
+/* exp(x) as the reference engine's vectorized SiLU computes it on AVX-512 (a polynomial, not
+ * the C library's expf): n = round(x / ln 2), b = x - n ln 2 in two fused steps, a degree-5
+ * polynomial in b evaluated with fused multiply-adds, scaled by 2^n; |n| > 192 saturates to
+ * 0 or infinity. It differs from expf in the last bit now and then, which is enough to flip
+ * roundings further on. */
+static float expf_poly(float x)
+{
+    const float shift = 0x1.8p23f;
+    float n = fmaf(x, 0x1.715476p+0f, shift) - shift;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    float u = b * b;
+    float p = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                        fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192.0f)
+        return n > 0 ? INFINITY : 0.0f;
+    return ldexpf(p, (int)n);
+}
+
+/* h = silu(g) * u over n elements. The reference engine takes whole groups of 16 through its
+ * vector SiLU (expf_poly) and the tail through the scalar one (expf). */
+static void swiglu(float *h, const float *g, const float *u, int n)
+{
+    int nv = n & ~15, f = 0;
+    for (; f < nv; f++)
+        h[f] = (g[f] / (1.0f + expf_poly(0.0f - g[f]))) * u[f];
+    for (; f < n; f++)
+        h[f] = silu(g[f]) * u[f];
+}
+
 /* ---- matrix products ---- */
 
 /* Quantizes n_tok rows of c->xn (width n) to the dot type of weight type wt, reusing an earlier
@@ -276,6 +306,8 @@ static void att_worker(void *arg, int ith, int nth)
     float scale = 1.0f / sqrtf((float)hd);
     uint16_t *q16 = c->q16 + (size_t)ith * 2 * hd;
     uint16_t *acc = q16 + hd;
+    /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
+    const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
     long lo, hi;
     kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
@@ -297,10 +329,7 @@ static void att_worker(void *arg, int ith, int nth)
             acc[d] = 0;
         for (int32_t p = 0; p < n_pos; p++) {
             const uint16_t *kr = kbase + (size_t)p * kv_dim;
-            double sd = 0.0;
-            for (int d = 0; d < hd; d++)
-                sd += (double)(kura_fp16_to_fp32(kr[d]) * kura_fp16_to_fp32(q16[d]));
-            float s = (float)sd * scale;
+            float s = dot16->vec_dot(hd, kr, q16) * scale;
             float ms = 1.0f, vs = 1.0f;
             if (s > mx) {
                 ms = expf(mx - s);
@@ -410,6 +439,23 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         for (size_t i = 0; i < (size_t)n * ne; i++)
             c->x[i] += c->tmp[i];
 
+        /* Past the last attention only the rows that want logits matter: keep those (moved
+         * to the front) and run the last feed-forward block on them alone. Besides saving
+         * work this matches the reference engine, which does the same, so that a prompt's
+         * last row goes through the single-row product path there too. */
+        if (l == hp->n_layer - 1) {
+            int32_t k = 0;
+            for (int32_t i = 0; i < n; i++)
+                if (items[i].want_logits) {
+                    if (k != i)
+                        memcpy(c->x + (size_t)k * ne, c->x + (size_t)i * ne, ne * sizeof(float));
+                    k++;
+                }
+            n = k;
+            if (n == 0)
+                break;
+        }
+
         for (int32_t i = 0; i < n; i++)
             rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->ffn_norm.t->data, ne, hp->rms_eps);
         set_input(c);
@@ -417,9 +463,7 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         matmul(c, &L->w_up, NULL, n, c->up, (size_t)hp->n_ff);
         for (int32_t i = 0; i < n; i++) {
             const float *g = c->gate + (size_t)i * hp->n_ff, *u = c->up + (size_t)i * hp->n_ff;
-            float *h = c->xn + i * xw;
-            for (int f = 0; f < hp->n_ff; f++)
-                h[f] = silu(g[f]) * u[f];
+            swiglu(c->xn + i * xw, g, u, hp->n_ff);
         }
         set_input(c);
         matmul(c, &L->w_down, NULL, n, c->tmp, (size_t)ne);
@@ -427,11 +471,10 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
             c->x[i] += c->tmp[i];
     }
 
-    int32_t n_out = 0;
-    for (int32_t i = 0; i < n; i++)
-        if (items[i].want_logits)
-            rmsnorm(c->xn + (n_out++) * xw, c->x + (size_t)i * ne, m->out_norm.t->data, ne,
-                    hp->rms_eps);
+    /* n is now the number of rows that want logits, in x's first rows */
+    int32_t n_out = n;
+    for (int32_t i = 0; i < n_out; i++)
+        rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, m->out_norm.t->data, ne, hp->rms_eps);
     if (n_out > 0) {
         set_input(c);
         matmul(c, &m->output, NULL, n_out, logits, (size_t)hp->n_vocab);
