@@ -357,18 +357,29 @@ static void to_float_q8_0(const void *src, float *dst, int64_t n)
 
 /* Activation quantizer as the established engine's x86 code does it: d = amax / 127,
  * q = nearest-even(x * (127 / amax)). (Its portable reference uses 1/d and roundf, which differs
- * on ties; the reference outputs were made on x86.) The SIMD versions reproduce this bit for bit. */
+ * on ties; the reference outputs were made on x86.) The SIMD versions reproduce this bit for bit.
+ * Quantizes one 32-block into qs, stores the unrounded d and returns the sum of the levels. */
+static int q8_act_block(const float *x, int8_t *qs, float *d_out)
+{
+    float amax;
+    signed_absmax(x, QK, &amax);
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < QK; j++) {
+        qs[j] = (int8_t)nearbyintf(x[j] * id);
+        sum += qs[j];
+    }
+    *d_out = amax / 127.0f;
+    return sum;
+}
+
 static void from_float_q8_0(const float *x, void *dst, int64_t n)
 {
     struct blk_q8_0 *b = dst;
     for (int64_t i = 0; i < n / QK; i++, x += QK) {
-        float amax;
-        signed_absmax(x, QK, &amax);
-        float d = amax / 127.0f;
-        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        float d;
+        q8_act_block(x, b[i].qs, &d);
         b[i].d = kura_fp32_to_fp16(d);
-        for (int j = 0; j < QK; j++)
-            b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
     }
 }
 
@@ -398,21 +409,13 @@ static void to_float_q8_1(const void *src, float *dst, int64_t n)
     }
 }
 
-/* As q8_0 (id = 127 / amax, ties to even, as the reference engine's x86 quantizer), plus
- * s = d * sum(q) (the integer sum times the unrounded d). */
+/* As q8_0, plus s = d * sum(q) (the integer sum times the unrounded d). */
 static void from_float_q8_1(const float *x, void *dst, int64_t n)
 {
     struct blk_q8_1 *b = dst;
     for (int64_t i = 0; i < n / QK; i++, x += QK) {
-        float amax;
-        signed_absmax(x, QK, &amax);
-        float d = amax / 127.0f;
-        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        int sum = 0;
-        for (int j = 0; j < QK; j++) {
-            b[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
-            sum += b[i].qs[j];
-        }
+        float d;
+        int sum = q8_act_block(x, b[i].qs, &d);
         b[i].d = kura_fp32_to_fp16(d);
         b[i].s = kura_fp32_to_fp16((float)sum * d);
     }
