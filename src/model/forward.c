@@ -10,6 +10,7 @@
 #include "core/threadpool.h"
 #include "core/util.h"
 #include "kernels/kernels.h"
+#include "model/fwd_simd.h"
 #include "model/model_int.h"
 
 #define N_QCACHE 4 /* distinct activation types one normalized input can be quantized to */
@@ -147,7 +148,7 @@ static inline float silu(float x)
  * polynomial in b evaluated with fused multiply-adds, scaled by 2^n; |n| > 192 saturates to
  * 0 or infinity. It differs from expf in the last bit now and then, which is enough to flip
  * roundings further on. */
-static float expf_poly(float x)
+float kura_expf_poly(float x)
 {
     const float shift = 0x1.8p23f;
     float n = fmaf(x, 0x1.715476p+0f, shift) - shift;
@@ -165,14 +166,68 @@ static float expf_poly(float x)
  * vector SiLU (expf_poly) and the tail through the scalar one (expf). */
 static void swiglu(float *h, const float *g, const float *u, int n)
 {
-    int nv = n & ~15, f = 0;
-    for (; f < nv; f++)
-        h[f] = (g[f] / (1.0f + expf_poly(0.0f - g[f]))) * u[f];
+    int nv = n & ~15, f = nv;
+    kura_fwd_simd()->swiglu16(h, g, u, nv);
     for (; f < n; f++)
         h[f] = silu(g[f]) * u[f];
 }
 
+/* ---- scalar versions of the fwd_simd.h helpers, and their dispatch ---- */
+
+static void f16_scale_scalar(uint16_t *acc, int n, float s)
+{
+    for (int d = 0; d < n; d++)
+        acc[d] = kura_fp32_to_fp16(kura_fp16_to_fp32(acc[d]) * s);
+}
+
+static void f16_axpy_scalar(uint16_t *acc, const uint16_t *v, int n, float s)
+{
+    for (int d = 0; d < n; d++)
+        acc[d] = kura_fp32_to_fp16(fmaf(kura_fp16_to_fp32(v[d]), s, kura_fp16_to_fp32(acc[d])));
+}
+
+static void swiglu16_scalar(float *h, const float *g, const float *u, int n)
+{
+    for (int f = 0; f < n; f++)
+        h[f] = (g[f] / (1.0f + kura_expf_poly(0.0f - g[f]))) * u[f];
+}
+
+static const struct kura_fwd_simd fwd_simd_scalar = {
+    .f16_scale = f16_scale_scalar,
+    .f16_axpy = f16_axpy_scalar,
+    .swiglu16 = swiglu16_scalar,
+};
+
+const struct kura_fwd_simd *kura_fwd_simd(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (kura_kernels_isa() != KURA_ISA_SCALAR)
+        return &kura_fwd_simd_avx2;
+#endif
+    return &fwd_simd_scalar;
+}
+
 /* ---- matrix products ---- */
+
+struct qi_job {
+    const struct kura_type_traits *tr;
+    const float *src;
+    size_t src_stride;
+    uint8_t *dst;
+    size_t dst_stride;
+    int64_t n;
+    int32_t n_tok;
+};
+
+static void qi_worker(void *arg, int ith, int nth)
+{
+    const struct qi_job *j = arg;
+    long lo, hi;
+    kura_split((long)j->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        j->tr->from_float(j->src + (size_t)t * j->src_stride, j->dst + (size_t)t * j->dst_stride,
+                          j->n);
+}
 
 /* Quantizes n_tok rows of c->xn (width n) to the dot type of weight type wt, reusing an earlier
  * quantization of the same input. Returns the buffer index. */
@@ -182,10 +237,11 @@ static int quantize_input(struct kura_ctx *c, enum kura_type dot_type, int32_t n
         if (c->qc.type[i] == dot_type)
             return i;
     int slot = c->qc.n < N_QCACHE ? c->qc.n++ : N_QCACHE - 1;
-    const struct kura_type_traits *tr = kura_type_traits(dot_type);
     size_t rb = kura_row_bytes(dot_type, n);
-    for (int32_t t = 0; t < n_tok; t++)
-        tr->from_float(c->xn + (size_t)t * c->xn_width, c->xq[slot] + (size_t)t * rb, n);
+    struct qi_job j = {.tr = kura_type_traits(dot_type), .src = c->xn, .src_stride = c->xn_width,
+                       .dst = c->xq[slot], .dst_stride = rb, .n = n, .n_tok = n_tok};
+    /* rows are independent: quantize a prompt batch on all threads */
+    kura_pool_run(n_tok >= 8 ? c->pool : NULL, qi_worker, &j);
     c->qc.type[slot] = dot_type;
     c->xq_row_bytes[slot] = rb;
     return slot;
@@ -308,6 +364,7 @@ static void att_worker(void *arg, int ith, int nth)
     uint16_t *acc = q16 + hd;
     /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
     const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
+    const struct kura_fwd_simd *fs = kura_fwd_simd();
     long lo, hi;
     kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
@@ -334,15 +391,11 @@ static void att_worker(void *arg, int ith, int nth)
             if (s > mx) {
                 ms = expf(mx - s);
                 mx = s;
-                for (int d = 0; d < hd; d++)
-                    acc[d] = kura_fp32_to_fp16(kura_fp16_to_fp32(acc[d]) * ms);
+                fs->f16_scale(acc, hd, ms);
             } else {
                 vs = expf(s - mx);
             }
-            const uint16_t *vr = vbase + (size_t)p * kv_dim;
-            for (int d = 0; d < hd; d++)
-                acc[d] = kura_fp32_to_fp16(
-                    fmaf(kura_fp16_to_fp32(vr[d]), vs, kura_fp16_to_fp32(acc[d])));
+            fs->f16_axpy(acc, vbase + (size_t)p * kv_dim, hd, vs);
             sum = sum * ms + vs;
         }
         float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
