@@ -192,7 +192,7 @@ static void swiglu16_scalar(float *h, const float *g, const float *u, int n)
         h[f] = (g[f] / (1.0f + kura_expf_poly(0.0f - g[f]))) * u[f];
 }
 
-static const struct kura_fwd_simd fwd_simd_scalar = {
+const struct kura_fwd_simd kura_fwd_simd_scalar = {
     .f16_scale = f16_scale_scalar,
     .f16_axpy = f16_axpy_scalar,
     .swiglu16 = swiglu16_scalar,
@@ -204,7 +204,7 @@ const struct kura_fwd_simd *kura_fwd_simd(void)
     if (kura_kernels_isa() != KURA_ISA_SCALAR)
         return &kura_fwd_simd_avx2;
 #endif
-    return &fwd_simd_scalar;
+    return &kura_fwd_simd_scalar;
 }
 
 /* ---- matrix products ---- */

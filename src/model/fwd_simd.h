@@ -22,7 +22,8 @@ const struct kura_fwd_simd *kura_fwd_simd(void);
 /* Scalar exp polynomial shared by all versions (see forward.c). */
 float kura_expf_poly(float x);
 
-/* Per-ISA tables (fwd_simd_avx2.c; used for AVX2 and AVX-512). */
+/* Per-ISA tables (scalar in forward.c; fwd_simd_avx2.c, used for AVX2 and AVX-512). */
+extern const struct kura_fwd_simd kura_fwd_simd_scalar;
 extern const struct kura_fwd_simd kura_fwd_simd_avx2;
 
 #endif
