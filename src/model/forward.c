@@ -41,6 +41,8 @@ struct kura_ctx {
     int32_t xn_width;
     uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
+    bool batch_invariant; /* see kura_ctx_set_batch_invariant */
+    float *dup_y;         /* (2, max output width): one-column products run as two columns */
 };
 
 static float *falloc(size_t n)
@@ -65,7 +67,8 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
         free(c);
         return e;
     }
-    size_t nb = (size_t)n_batch;
+    /* at least two rows: the batch-invariant mode runs a one-row product as two rows */
+    size_t nb = n_batch < 2 ? 2 : (size_t)n_batch;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     size_t wmax = (size_t)hp->n_embd;
     if ((size_t)hp->n_ff > wmax)
@@ -85,10 +88,14 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     c->rope_cos = falloc(nb * (size_t)(hp->n_rot / 2));
     c->rope_sin = falloc(nb * (size_t)(hp->n_rot / 2));
     c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * 2 * hp->head_dim * sizeof(uint16_t));
+    size_t ymax = wmax > (size_t)hp->n_vocab ? wmax : (size_t)hp->n_vocab;
+    if (kv_dim > ymax)
+        ymax = kv_dim;
+    c->dup_y = falloc(2 * ymax);
     /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
     c->xq_cap = nb * (wmax * 4 + 64);
     bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
-              c->rope_cos && c->rope_sin && c->q16;
+              c->rope_cos && c->rope_sin && c->q16 && c->dup_y;
     for (int i = 0; i < N_QCACHE && ok; i++)
         ok = (c->xq[i] = malloc(c->xq_cap)) != NULL;
     if (!ok) {
@@ -118,7 +125,13 @@ void kura_ctx_destroy(struct kura_ctx *c)
     free(c->q16);
     free(c->rope_cos);
     free(c->rope_sin);
+    free(c->dup_y);
     free(c);
+}
+
+void kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on)
+{
+    c->batch_invariant = on;
 }
 
 int kura_ctx_n_threads(const struct kura_ctx *c)
@@ -296,9 +309,22 @@ static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct
         .y_stride = y_stride,
         .bias = bias && bias->t ? bias->t->data : NULL,
     };
+    /* The float kernels sum a single column in the reference engine's one-row order, which
+     * differs from their batch order: in batch-invariant mode a one-column product runs as two
+     * copies of the column, so its result is the same as inside any larger batch. */
+    bool dup = c->batch_invariant && n_tok == 1 &&
+               (t->type == KURA_TYPE_F32 || t->type == KURA_TYPE_F16 || t->type == KURA_TYPE_BF16);
+    if (dup) {
+        memcpy(c->xq[slot] + j.xq_row_bytes, c->xq[slot], j.xq_row_bytes);
+        j.n_tok = 2;
+        j.y = c->dup_y;
+        j.y_stride = (size_t)j.n_out;
+    }
     /* Tiny products are not worth waking the other threads for. */
     bool small = (double)j.n_in * (double)j.n_out * n_tok < 65536.0;
     kura_pool_run(small ? NULL : c->pool, mm_worker, &j);
+    if (dup)
+        memcpy(y, c->dup_y, (size_t)j.n_out * sizeof *y);
 }
 
 static void set_input(struct kura_ctx *c)
