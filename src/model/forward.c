@@ -42,7 +42,8 @@ struct kura_ctx {
     uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
     bool batch_invariant; /* see kura_ctx_set_batch_invariant */
-    float *dup_y;         /* (2, max output width): one-column products run as two columns */
+    float *dup_y;         /* (MM_MAX, 2, dup_width): one-column products run as two columns */
+    size_t dup_width;
 };
 
 static float *falloc(size_t n)
@@ -91,7 +92,8 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     size_t ymax = wmax > (size_t)hp->n_vocab ? wmax : (size_t)hp->n_vocab;
     if (kv_dim > ymax)
         ymax = kv_dim;
-    c->dup_y = falloc(2 * ymax);
+    c->dup_width = ymax;
+    c->dup_y = falloc(3 * 2 * ymax);
     /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
     c->xq_cap = nb * (wmax * 4 + 64);
     bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
@@ -289,42 +291,81 @@ static void mm_worker(void *arg, int ith, int nth)
                 j->y[(size_t)t * j->y_stride + r] += j->bias[r];
 }
 
-/* y(t, :) = W · xn(t, :) (+ bias) for t < n_tok; W is (n_in -> n_out). */
+/* One product of a fused group: y(t, :) = W · xn(t, :) (+ bias) for t < n_tok. */
+struct mm_spec {
+    const struct kura_weight *w;
+    const struct kura_weight *bias; /* may be NULL */
+    float *y;
+    size_t y_stride;
+};
+
+#define MM_MAX 3
+_Static_assert(N_QCACHE >= MM_MAX, "a group may need one quantized input per product");
+
+struct mm_multi {
+    int n;
+    struct mm_job j[MM_MAX];
+};
+
+static void mm_multi_worker(void *arg, int ith, int nth)
+{
+    const struct mm_multi *mm = arg;
+    for (int k = 0; k < mm->n; k++)
+        mm_worker((void *)&mm->j[k], ith, nth);
+}
+
+/* Runs up to MM_MAX products of the same input (xn) in one dispatch to the thread pool (one
+ * wake-up and one barrier instead of one per product; each product's rows are split across the
+ * threads as if it ran alone, so results do not change). */
+static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, int32_t n_tok)
+{
+    struct mm_multi mm = {.n = n};
+    bool dup[MM_MAX] = {false};
+    double work = 0;
+    for (int k = 0; k < n; k++) {
+        const struct kura_gguf_tensor *t = sp[k].w->t;
+        const struct kura_type_traits *tr = kura_type_traits(t->type);
+        int slot = quantize_input(c, tr->vec_dot_type, n_tok, t->ne[0]);
+        struct mm_job *j = &mm.j[k];
+        *j = (struct mm_job){
+            .tr = tr,
+            .w = t->data,
+            .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
+            .n_in = t->ne[0],
+            .n_out = t->ne[1],
+            .xq = c->xq[slot],
+            .xq_row_bytes = c->xq_row_bytes[slot],
+            .n_tok = n_tok,
+            .y = sp[k].y,
+            .y_stride = sp[k].y_stride,
+            .bias = sp[k].bias && sp[k].bias->t ? sp[k].bias->t->data : NULL,
+        };
+        /* The float kernels sum a single column in the reference engine's one-row order, which
+         * differs from their batch order: in batch-invariant mode a one-column product runs as
+         * two copies of the column, so its result is the same as inside any larger batch. */
+        dup[k] = c->batch_invariant && n_tok == 1 &&
+                 (t->type == KURA_TYPE_F32 || t->type == KURA_TYPE_F16 ||
+                  t->type == KURA_TYPE_BF16);
+        if (dup[k]) {
+            memcpy(c->xq[slot] + j->xq_row_bytes, c->xq[slot], j->xq_row_bytes);
+            j->n_tok = 2;
+            j->y = c->dup_y + (size_t)k * 2 * c->dup_width;
+            j->y_stride = (size_t)j->n_out;
+        }
+        work += (double)j->n_in * (double)j->n_out * n_tok;
+    }
+    /* Tiny products are not worth waking the other threads for. */
+    kura_pool_run(work < 65536.0 ? NULL : c->pool, mm_multi_worker, &mm);
+    for (int k = 0; k < n; k++)
+        if (dup[k])
+            memcpy(sp[k].y, mm.j[k].y, (size_t)mm.j[k].n_out * sizeof(float));
+}
+
 static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct kura_weight *bias,
                    int32_t n_tok, float *y, size_t y_stride)
 {
-    const struct kura_gguf_tensor *t = w->t;
-    const struct kura_type_traits *tr = kura_type_traits(t->type);
-    int slot = quantize_input(c, tr->vec_dot_type, n_tok, t->ne[0]);
-    struct mm_job j = {
-        .tr = tr,
-        .w = t->data,
-        .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
-        .n_in = t->ne[0],
-        .n_out = t->ne[1],
-        .xq = c->xq[slot],
-        .xq_row_bytes = c->xq_row_bytes[slot],
-        .n_tok = n_tok,
-        .y = y,
-        .y_stride = y_stride,
-        .bias = bias && bias->t ? bias->t->data : NULL,
-    };
-    /* The float kernels sum a single column in the reference engine's one-row order, which
-     * differs from their batch order: in batch-invariant mode a one-column product runs as two
-     * copies of the column, so its result is the same as inside any larger batch. */
-    bool dup = c->batch_invariant && n_tok == 1 &&
-               (t->type == KURA_TYPE_F32 || t->type == KURA_TYPE_F16 || t->type == KURA_TYPE_BF16);
-    if (dup) {
-        memcpy(c->xq[slot] + j.xq_row_bytes, c->xq[slot], j.xq_row_bytes);
-        j.n_tok = 2;
-        j.y = c->dup_y;
-        j.y_stride = (size_t)j.n_out;
-    }
-    /* Tiny products are not worth waking the other threads for. */
-    bool small = (double)j.n_in * (double)j.n_out * n_tok < 65536.0;
-    kura_pool_run(small ? NULL : c->pool, mm_worker, &j);
-    if (dup)
-        memcpy(y, c->dup_y, (size_t)j.n_out * sizeof *y);
+    struct mm_spec sp = {w, bias, y, y_stride};
+    matmul_group(c, 1, &sp, n_tok);
 }
 
 static void set_input(struct kura_ctx *c)
@@ -481,9 +522,10 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         for (int32_t i = 0; i < n; i++)
             rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->attn_norm.t->data, ne, hp->rms_eps);
         set_input(c);
-        matmul(c, &L->wq, &L->bq, n, c->q, q_dim);
-        matmul(c, &L->wk, &L->bk, n, c->k, kv_dim);
-        matmul(c, &L->wv, &L->bv, n, c->v, kv_dim);
+        const struct mm_spec qkv[3] = {{&L->wq, &L->bq, c->q, q_dim},
+                                       {&L->wk, &L->bk, c->k, kv_dim},
+                                       {&L->wv, &L->bv, c->v, kv_dim}};
+        matmul_group(c, 3, qkv, n);
         for (int32_t i = 0; i < n; i++) {
             float *q = c->q + (size_t)i * q_dim, *k = c->k + (size_t)i * kv_dim;
             if (L->q_norm.t) {
@@ -538,8 +580,9 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         for (int32_t i = 0; i < n; i++)
             rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->ffn_norm.t->data, ne, hp->rms_eps);
         set_input(c);
-        matmul(c, &L->w_gate, NULL, n, c->gate, (size_t)hp->n_ff);
-        matmul(c, &L->w_up, NULL, n, c->up, (size_t)hp->n_ff);
+        const struct mm_spec gu[2] = {{&L->w_gate, NULL, c->gate, (size_t)hp->n_ff},
+                                      {&L->w_up, NULL, c->up, (size_t)hp->n_ff}};
+        matmul_group(c, 2, gu, n);
         for (int32_t i = 0; i < n; i++) {
             const float *g = c->gate + (size_t)i * hp->n_ff, *u = c->up + (size_t)i * hp->n_ff;
             swiglu(c->xn + i * xw, g, u, hp->n_ff);
