@@ -80,6 +80,22 @@ struct kura_batch_item {
 enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
                             float *logits /* OUT: n_wanted x n_vocab */, struct kura_errbuf *eb);
 
+/* As kura_ctx_eval, but for every item with want_logits writes the final hidden state after the
+ * output norm (n_embd floats, rows in item order) instead of logits: the input of embeddings. */
+enum kura_err kura_ctx_eval_hidden(struct kura_ctx *c, const struct kura_batch_item *items,
+                                   int32_t n, float *hidden /* OUT: n_wanted x n_embd */,
+                                   struct kura_errbuf *eb);
+
+/* Batch-invariant evaluation (off by default; the server's scheduler turns it on): every
+ * item's KV entries and output are then bitwise the same whatever else is in the batch and
+ * however a sequence's tokens are split into calls, so greedy output does not depend on other
+ * requests. It relies on the kernels' gemm giving each activation column a result that depends
+ * only on that column and the weights (not on the other columns, their number when >= 2, or the
+ * rows' split over threads), and evaluates a lone output row as two identical rows, because a
+ * kernel may take another summation path for a single column. Costs a little for single-row
+ * steps. KURA_ERR_NOMEM when the padding buffer cannot be allocated. */
+enum kura_err kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on, struct kura_errbuf *eb);
+
 /* Convenience for one sequence: evaluates tokens[0..n) at positions pos0.. in chunks of n_batch,
  * writing the logits of the last token (or of every token when all_logits). */
 enum kura_err kura_ctx_eval_seq(struct kura_ctx *c, struct kura_kv *kv, const int32_t *tokens,

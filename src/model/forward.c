@@ -40,6 +40,10 @@ struct kura_ctx {
     int32_t xn_width;
     uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
+    /* Batch-invariant mode (kura_ctx_set_batch_invariant): a lone row is evaluated as two
+     * identical rows; the padded output lands here, (2, max(n_vocab, n_embd)). */
+    bool batch_invariant;
+    float *pad_out;
 };
 
 static float *falloc(size_t n)
@@ -64,7 +68,7 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
         free(c);
         return e;
     }
-    size_t nb = (size_t)n_batch;
+    size_t nb = n_batch < 2 ? 2 : (size_t)n_batch; /* room for the batch-invariant pad row */
     size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     size_t wmax = (size_t)hp->n_embd;
     if ((size_t)hp->n_ff > wmax)
@@ -117,7 +121,20 @@ void kura_ctx_destroy(struct kura_ctx *c)
     free(c->q16);
     free(c->rope_cos);
     free(c->rope_sin);
+    free(c->pad_out);
     free(c);
+}
+
+enum kura_err kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on, struct kura_errbuf *eb)
+{
+    if (on && !c->pad_out) {
+        const struct kura_hparams *hp = &c->m->hp;
+        size_t w = (size_t)(hp->n_vocab > hp->n_embd ? hp->n_vocab : hp->n_embd);
+        if (!(c->pad_out = falloc(2 * w)))
+            return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
+    }
+    c->batch_invariant = on;
+    return KURA_OK;
 }
 
 int kura_ctx_n_threads(const struct kura_ctx *c)
@@ -377,12 +394,25 @@ static enum kura_err check_batch(struct kura_ctx *c, const struct kura_batch_ite
     return KURA_OK;
 }
 
-enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
-                            float *logits, struct kura_errbuf *eb)
+/* The forward pass; out receives, for the rows that want output, the logits or (hidden) the
+ * final hidden states after the output norm. */
+static enum kura_err eval_impl(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
+                               float *out, bool hidden, struct kura_errbuf *eb)
 {
     enum kura_err e = check_batch(c, items, n, eb);
     if (e)
         return e;
+    /* Batch-invariant mode: kernels may sum a single activation column in another order than
+     * several, so a lone row is evaluated as two identical rows (the copy writes the same KV
+     * entries with the same values) and its output goes through pad_out. */
+    struct kura_batch_item pair[2];
+    bool pad = false;
+    if (c->batch_invariant && n == 1) {
+        pair[0] = pair[1] = items[0];
+        items = pair;
+        n = 2;
+        pad = true;
+    }
     const struct kura_model *m = c->m;
     const struct kura_hparams *hp = &m->hp;
     const int ne = hp->n_embd, hd = hp->head_dim;
@@ -451,6 +481,11 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
                         memcpy(c->x + (size_t)k * ne, c->x + (size_t)i * ne, ne * sizeof(float));
                     k++;
                 }
+            if (c->batch_invariant && k == 1) { /* the same padding for a lone output row */
+                memcpy(c->x + (size_t)ne, c->x, ne * sizeof(float));
+                k = 2;
+                pad = true;
+            }
             n = k;
             if (n == 0)
                 break;
@@ -471,15 +506,37 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
             c->x[i] += c->tmp[i];
     }
 
-    /* n is now the number of rows that want logits, in x's first rows */
+    /* n is now the number of rows that want logits, in x's first rows (2 with only the first
+     * one wanted when padded) */
     int32_t n_out = n;
+    if (n_out == 0)
+        return KURA_OK;
+    size_t width = hidden ? (size_t)ne : (size_t)hp->n_vocab;
+    float *dst = pad ? c->pad_out : out;
     for (int32_t i = 0; i < n_out; i++)
         rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, m->out_norm.t->data, ne, hp->rms_eps);
-    if (n_out > 0) {
+    if (hidden) {
+        for (int32_t i = 0; i < n_out; i++)
+            memcpy(dst + (size_t)i * width, c->xn + i * xw, width * sizeof(float));
+    } else {
         set_input(c);
-        matmul(c, &m->output, NULL, n_out, logits, (size_t)hp->n_vocab);
+        matmul(c, &m->output, NULL, n_out, dst, width);
     }
+    if (pad)
+        memcpy(out, c->pad_out, width * sizeof(float));
     return KURA_OK;
+}
+
+enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
+                            float *logits, struct kura_errbuf *eb)
+{
+    return eval_impl(c, items, n, logits, false, eb);
+}
+
+enum kura_err kura_ctx_eval_hidden(struct kura_ctx *c, const struct kura_batch_item *items,
+                                   int32_t n, float *hidden, struct kura_errbuf *eb)
+{
+    return eval_impl(c, items, n, hidden, true, eb);
 }
 
 enum kura_err kura_ctx_eval_seq(struct kura_ctx *c, struct kura_kv *kv, const int32_t *tokens,
