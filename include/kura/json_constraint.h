@@ -5,10 +5,11 @@
  * Accepted language: optional whitespace, one JSON object (RFC 8259), optional whitespace.
  * Stricter than the RFC where common parsers are (so output parses everywhere): strings must be
  * valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF), \u escapes must not leave a
- * surrogate unpaired, nesting is at most KURA_JSONC_MAX_DEPTH, integer parts have at most
- * KURA_JSONC_MAX_INT_DIGITS digits and exponents at most KURA_JSONC_MAX_EXP_DIGITS (so every number
- * is finite as a double and integers fit int64), and whitespace runs are at most
- * KURA_JSONC_MAX_WS bytes (so a model cannot stall in whitespace). */
+ * surrogate unpaired, \u0000 is refused (as jansson and other C parsers do), nesting is at most
+ * KURA_JSONC_MAX_DEPTH, integer parts have at most KURA_JSONC_MAX_INT_DIGITS digits and
+ * exponents at most KURA_JSONC_MAX_EXP_DIGITS (so every number is finite as a double and
+ * integers fit int64), and whitespace runs are at most KURA_JSONC_MAX_WS bytes (so a model
+ * cannot stall in whitespace). */
 #ifndef KURA_JSON_CONSTRAINT_H
 #define KURA_JSON_CONSTRAINT_H
 

@@ -253,6 +253,8 @@ static bool push_byte(struct kura_jsonc *st, unsigned c)
                     return false;
             }
             if (st->count == 4) {
+                if (st->hex == 0) /* \u0000: most C parsers (jansson too) refuse it */
+                    return false;
                 bool is_high = st->hex >= 0xD800 && st->hex <= 0xDBFF;
                 st->flags &= (uint8_t)~F_LOW;
                 st->mode = (!low && is_high) ? M_LOW_BS : M_STR;
@@ -410,8 +412,10 @@ static size_t completion(const struct kura_jsonc *st, char *buf)
             static const char *const rest[4] = {"DC00", "C00", "00", "0"};
             PUT(rest[st->count & 3]);
         } else {
+            /* zeros, but never \u0000 */
             static const char *const zeros[4] = {"0000", "000", "00", "0"};
-            PUT(zeros[st->count & 3]);
+            static const char *const nonzero[4] = {"0001", "001", "01", "1"};
+            PUT(st->hex == 0 ? nonzero[st->count & 3] : zeros[st->count & 3]);
             /* two or three digits may already make a high surrogate */
             bool high = (st->count == 2 && st->hex >= 0xD8 && st->hex <= 0xDB) ||
                         (st->count == 3 && st->hex >= 0xD80 && st->hex <= 0xDBF);
