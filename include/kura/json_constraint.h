@@ -75,11 +75,14 @@ void kura_jsonc_vocab_destroy(struct kura_jsonc_vocab *v); /* NULL is a no-op */
  * non-empty, keeps the document valid, and leaves a completion of at most budget - 1 bytes (so
  * with single-byte tokens the object can always be closed in time). End-of-generation tokens are
  * never allowed (the caller stops once the object is complete). When no token satisfies the
- * budget (a budget too small to ever close), the budget is ignored. Returns the number of tokens
- * left allowed (0 only if no token at all keeps the document valid; logits are then left
- * unmasked). Cost: one pass over the vocabulary with a first-byte filter. Thread-safe. */
+ * budget (a budget too small to ever close), the budget is ignored. scratch (n_vocab bytes, the
+ * caller's) receives 1 for the allowed tokens. Returns the number allowed (0 only if no token at
+ * all keeps the document valid; logits are then left as they were). Cost: about one pass over
+ * the vocabulary's first bytes; tokens rejected by their first byte (after leading whitespace)
+ * or plain string content cost O(1). Thread-safe with distinct scratch. */
 int32_t kura_jsonc_mask(const struct kura_jsonc_vocab *v, const struct kura_jsonc *st,
-                        int32_t budget, float *logits /* IN/OUT: n_vocab */);
+                        int32_t budget, uint8_t *scratch /* OUT: n_vocab */,
+                        float *logits /* IN/OUT: n_vocab */);
 
 #ifdef __cplusplus
 }

@@ -454,14 +454,16 @@ size_t kura_jsonc_close(const struct kura_jsonc *st, char *buf, size_t cap)
 
 /* ---- token mask ---- */
 
-#define T_PLAIN 1u /* valid string content on its own: no '"', '\', control bytes; whole UTF-8 */
+#define T_PLAIN 1u  /* valid string content on its own: no '"', '\', control bytes; whole UTF-8 */
 #define T_EOG 2u
+#define T_ALL_WS 4u /* only JSON whitespace */
 
 struct kura_jsonc_vocab {
     int32_t n_vocab;
     uint32_t *off;    /* (n_vocab + 1) offsets into text */
     char *text;
     uint8_t *flags;   /* (n_vocab) T_* */
+    uint8_t *lead_ws; /* (n_vocab) leading whitespace bytes (capped at 255) */
     size_t max_len;
 };
 
@@ -490,9 +492,10 @@ enum kura_err kura_jsonc_vocab_create(const struct kura_tok *tok, struct kura_js
     v->n_vocab = nv;
     v->off = malloc(((size_t)nv + 1) * sizeof *v->off);
     v->flags = calloc((size_t)nv ? (size_t)nv : 1, 1);
+    v->lead_ws = calloc((size_t)nv ? (size_t)nv : 1, 1);
     size_t cap = (size_t)nv * 8 + 64, len = 0;
     v->text = malloc(cap);
-    if (!v->off || !v->flags || !v->text)
+    if (!v->off || !v->flags || !v->lead_ws || !v->text)
         goto nomem;
     for (int32_t t = 0; t < nv; t++) {
         char piece[KURA_MAX_TOKEN_BYTES];
@@ -518,6 +521,12 @@ enum kura_err kura_jsonc_vocab_create(const struct kura_tok *tok, struct kura_js
             v->flags[t] |= T_PLAIN;
         if (kura_tok_is_eog(tok, t))
             v->flags[t] |= T_EOG;
+        size_t w = 0;
+        while (w < pl && is_ws((unsigned char)piece[w]))
+            w++;
+        v->lead_ws[t] = (uint8_t)(w > 255 ? 255 : w);
+        if (pl && w == pl)
+            v->flags[t] |= T_ALL_WS;
     }
     v->off[nv] = (uint32_t)len;
     *out = v;
@@ -534,55 +543,97 @@ void kura_jsonc_vocab_destroy(struct kura_jsonc_vocab *v)
     free(v->off);
     free(v->text);
     free(v->flags);
+    free(v->lead_ws);
     free(v);
 }
 
-/* Whether token t may follow st; with_budget: also its completion must fit in room bytes. */
-static bool token_ok(const struct kura_jsonc_vocab *v, const struct kura_jsonc *st, int32_t t,
-                     const bool *first_ok, bool plain_ok, bool with_budget, size_t room)
+/* Per-state tables that reject most tokens without running the automaton. */
+struct filter {
+    bool first_ok[256];    /* byte accepted as the token's first byte */
+    bool after_ws_ok[256]; /* structural modes: byte accepted after whitespace */
+    bool structural;       /* st accepts whitespace without changing its mode */
+    bool plain_same;       /* in a string with no pending UTF-8: plain tokens keep the state */
+    bool plain_ok;         /* ... and the budget allows the current completion */
+    size_t room;           /* bytes of completion the budget allows after the token */
+};
+
+static void filter_init(struct filter *f, const struct kura_jsonc *st, int32_t budget)
+{
+    for (unsigned c = 0; c < 256; c++) {
+        struct kura_jsonc x = *st;
+        f->first_ok[c] = push_byte(&x, c);
+    }
+    f->structural = st->mode <= M_DONE;
+    if (f->structural) {
+        struct kura_jsonc w = *st;
+        w.ws = 0;
+        push_byte(&w, ' ');
+        for (unsigned c = 0; c < 256; c++) {
+            struct kura_jsonc x = w;
+            f->after_ws_ok[c] = push_byte(&x, c);
+        }
+    }
+    f->room = budget > 1 ? (size_t)budget - 1 : 0;
+    f->plain_same = st->mode == M_STR && st->u8_need == 0;
+    f->plain_ok = completion(st, NULL) <= f->room;
+}
+
+/* Whether token t may follow st; with_budget: its completion must also fit in f->room. */
+static bool token_ok(const struct kura_jsonc_vocab *v, const struct kura_jsonc *st,
+                     const struct filter *f, int32_t t, bool with_budget)
 {
     uint32_t a = v->off[t], b = v->off[t + 1];
-    if (a == b || (v->flags[t] & T_EOG))
+    uint8_t fl = v->flags[t];
+    if (a == b || (fl & T_EOG))
         return false;
-    if (st->mode == M_STR && st->u8_need == 0 && (v->flags[t] & T_PLAIN))
-        return plain_ok || !with_budget; /* the state does not change */
-    if (!first_ok[(unsigned char)v->text[a]])
+    if (f->plain_same && (fl & T_PLAIN))
+        return f->plain_ok || !with_budget; /* the state does not change */
+    if (f->structural) {
+        unsigned lw = v->lead_ws[t];
+        if (st->ws + lw > KURA_JSONC_MAX_WS)
+            return false;
+        if (fl & T_ALL_WS) /* whitespace leaves the completion as it is */
+            return f->plain_ok || !with_budget;
+        if (lw && !f->after_ws_ok[(unsigned char)v->text[a + lw]])
+            return false;
+    }
+    if (!f->first_ok[(unsigned char)v->text[a]])
         return false;
     struct kura_jsonc c = *st;
-    if (!kura_jsonc_push(&c, v->text + a, b - a))
-        return false;
-    return !with_budget || completion(&c, NULL) <= room;
+    for (uint32_t i = a; i < b; i++)
+        if (!push_byte(&c, (unsigned char)v->text[i]))
+            return false;
+    return !with_budget || completion(&c, NULL) <= f->room;
+}
+
+static int32_t fill(const struct kura_jsonc_vocab *v, const struct kura_jsonc *st,
+                    const struct filter *f, bool with_budget, uint8_t *allowed)
+{
+    int32_t n_ok = 0;
+    for (int32_t t = 0; t < v->n_vocab; t++) {
+        bool ok = token_ok(v, st, f, t, with_budget);
+        allowed[t] = ok;
+        n_ok += ok;
+    }
+    return n_ok;
 }
 
 int32_t kura_jsonc_mask(const struct kura_jsonc_vocab *v, const struct kura_jsonc *st,
-                        int32_t budget, float *logits)
+                        int32_t budget, uint8_t *scratch, float *logits)
 {
-    bool first_ok[256];
-    for (unsigned c = 0; c < 256; c++) {
-        struct kura_jsonc x = *st;
-        first_ok[c] = push_byte(&x, c);
-    }
-    size_t room = budget > 1 ? (size_t)budget - 1 : 0;
-    size_t cur = completion(st, NULL);
-    bool plain_ok = cur <= room;
+    struct filter f;
+    filter_init(&f, st, budget);
     /* One byte grows the shortest completion by at most 6 (e.g. '"' after '{' adds `":0`, a
      * \u digit can add a whole low-surrogate escape): when even the longest token cannot reach
-     * the budget, it cannot bind and one pass suffices. */
-    bool with_budget = cur + 6 * v->max_len + 8 > room;
-    int32_t n_ok = 0;
-    if (with_budget) {
-        for (int32_t t = 0; t < v->n_vocab; t++)
-            n_ok += token_ok(v, st, t, first_ok, plain_ok, true, room);
-        with_budget = n_ok > 0; /* a budget that cannot be met: stay valid at least */
-    }
-    if (!with_budget) {
-        for (int32_t t = 0; t < v->n_vocab; t++)
-            n_ok += token_ok(v, st, t, first_ok, plain_ok, false, room);
-        if (n_ok == 0)
-            return 0;
-    }
+     * the budget, it cannot bind. */
+    bool with_budget = completion(st, NULL) + 6 * v->max_len + 8 > f.room;
+    int32_t n_ok = fill(v, st, &f, with_budget, scratch);
+    if (n_ok == 0 && with_budget) /* a budget that cannot be met: stay valid at least */
+        n_ok = fill(v, st, &f, false, scratch);
+    if (n_ok == 0)
+        return 0;
     for (int32_t t = 0; t < v->n_vocab; t++)
-        if (!token_ok(v, st, t, first_ok, plain_ok, with_budget, room))
+        if (!scratch[t])
             logits[t] = -INFINITY;
     return n_ok;
 }

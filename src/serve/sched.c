@@ -69,6 +69,7 @@ struct kura_sched {
     int32_t *item_slot;       /* (n_batch) slot of each item */
     float *logits;            /* (n_slots, n_vocab) */
     float *raw;               /* (n_vocab) model logits before penalties / mask, for logprobs */
+    uint8_t *allowed;         /* (n_vocab) JSON mask scratch */
     float *hidden;            /* (prefill_chunk, n_embd) */
     struct kura_jsonc_vocab *jv;
     char *text;               /* per-token text scratch */
@@ -185,8 +186,13 @@ static void slot_token(struct kura_sched *s, int i, float *row)
         memcpy(s->raw, row, (size_t)s->n_vocab * sizeof *row);
         n_top = kura_logprobs_top(s->raw, s->n_vocab, r->top_logprobs, ids, lps);
     }
-    if (r->json_mode)
-        kura_jsonc_mask(s->jv, &sl->js, r->max_tokens - sl->n_gen, row);
+    if (r->json_mode) {
+        /* tokens that may still come, this one included: max_tokens or the context's end */
+        int32_t budget = r->max_tokens - sl->n_gen;
+        if (budget > kura_kv_n_ctx(sl->kv) - sl->pos + 1)
+            budget = kura_kv_n_ctx(sl->kv) - sl->pos + 1;
+        kura_jsonc_mask(s->jv, &sl->js, budget, s->allowed, row);
+    }
     int32_t id = kura_sampler_sample(r->smp, row);
     float lp = want_lp ? kura_logprob_of(s->raw, s->n_vocab, id) : 0.0f;
     enum kura_err e = kura_sampler_accept(r->smp, id);
@@ -494,6 +500,7 @@ void kura_sched_destroy(struct kura_sched *s)
     free(s->item_slot);
     free(s->logits);
     free(s->raw);
+    free(s->allowed);
     free(s->hidden);
     free(s->text);
     free(s);
@@ -540,10 +547,11 @@ enum kura_err kura_sched_create(const struct kura_model *model, const struct kur
     s->item_slot = malloc((size_t)s->n_batch * sizeof *s->item_slot);
     s->logits = malloc((size_t)p->n_slots * (size_t)s->n_vocab * sizeof *s->logits);
     s->raw = malloc((size_t)s->n_vocab * sizeof *s->raw);
+    s->allowed = malloc((size_t)s->n_vocab);
     s->hidden = malloc((size_t)p->prefill_chunk * (size_t)s->n_embd * sizeof *s->hidden);
     s->text_cap = KURA_UTF8_STREAM_OUT_MAX(0) + KURA_STOP_MAX_LEN + 4096;
     s->text = malloc(s->text_cap);
-    if (!s->slots || !s->items || !s->item_slot || !s->logits || !s->raw || !s->hidden ||
+    if (!s->slots || !s->items || !s->item_slot || !s->logits || !s->raw || !s->allowed || !s->hidden ||
         !s->text) {
         e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for the scheduler");
         goto fail;

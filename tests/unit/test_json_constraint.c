@@ -126,6 +126,7 @@ static void test_mask(void)
     CHECK(kura_jsonc_vocab_create(tok, &v, &eb) == KURA_OK);
     int32_t nv = kura_tok_n_vocab(tok);
     float *logits = malloc((size_t)nv * sizeof(float));
+    uint8_t *scratch = malloc((size_t)nv);
     struct kura_jsonc st;
     kura_jsonc_init(&st);
     /* greedy walk over uniform-ish logits that prefer long tokens: must stay valid and close in
@@ -141,7 +142,7 @@ static void test_mask(void)
                 seed = seed * 1103515245u + 12345u;
                 logits[t] = (float)((seed >> 16) % 1000) / 100.0f;
             }
-            int32_t n_ok = kura_jsonc_mask(v, &st, budget - used, logits);
+            int32_t n_ok = kura_jsonc_mask(v, &st, budget - used, scratch, logits);
             CHECK(n_ok > 0);
             int32_t best = 0;
             for (int32_t t = 1; t < nv; t++)
@@ -169,7 +170,7 @@ static void test_mask(void)
     CHECK(kura_jsonc_push(&st, "{\"a\":\"x", 7));
     for (int32_t t = 0; t < nv; t++)
         logits[t] = 0.0f;
-    int32_t n_ok = kura_jsonc_mask(v, &st, 1000, logits);
+    int32_t n_ok = kura_jsonc_mask(v, &st, 1000, scratch, logits);
     int32_t counted = 0;
     bool all_valid = true;
     for (int32_t t = 0; t < nv; t++) {
@@ -182,6 +183,23 @@ static void test_mask(void)
         all_valid &= pl > 0 && kura_jsonc_push(&c, piece, pl);
     }
     CHECK(counted == n_ok && all_valid && n_ok > nv / 2);
+    /* whitespace runs stay capped even through multi-space tokens */
+    kura_jsonc_init(&st);
+    CHECK(kura_jsonc_push(&st, "{                              ", 31)); /* 30 spaces */
+    for (int32_t t = 0; t < nv; t++)
+        logits[t] = 0.0f;
+    kura_jsonc_mask(v, &st, 1000, scratch, logits);
+    bool ws_ok = true;
+    for (int32_t t = 0; t < nv; t++) {
+        char piece[256];
+        size_t pl = kura_tok_piece(tok, t, 0, piece, sizeof piece);
+        struct kura_jsonc c = st;
+        bool valid = pl > 0 && pl <= sizeof piece && !kura_tok_is_eog(tok, t) &&
+                     kura_jsonc_push(&c, piece, pl);
+        ws_ok &= valid == !isinf(logits[t]) && valid == (scratch[t] != 0);
+    }
+    CHECK(ws_ok);
+    free(scratch);
     free(logits);
     kura_jsonc_vocab_destroy(v);
     kura_jsonc_vocab_destroy(NULL);

@@ -542,8 +542,28 @@ static void test_json_mode(const struct model_set *ms)
         json_decref(j);
         run_deinit(&r[i]);
     }
-    free(p);
     kura_sched_destroy(s);
+    /* the context, not max_tokens, is the limit: the object still closes in time */
+    s = mksched(ms, 1, n + 9, 32, 1);
+    if (s) {
+        struct run rc;
+        run_init(&rc);
+        struct kura_sched_req q = mkreq(p, n, 100, &rc);
+        q.json_mode = true;
+        q.sample.temperature = 1.5f;
+        q.sample.top_k = 0;
+        q.sample.seed = 3;
+        CHECK(submit(s, &q, &id) == KURA_OK);
+        run_wait(&rc);
+        json_error_t err;
+        json_t *j = json_loadb(rc.text, rc.text_len, 0, &err);
+        CHECKF(j && json_is_object(j), "context-limited: '%s' does not parse: %s", rc.text,
+               err.text);
+        json_decref(j);
+        run_deinit(&rc);
+        kura_sched_destroy(s);
+    }
+    free(p);
 }
 
 static void test_embed(const struct model_set *ms)
