@@ -686,6 +686,22 @@ int main(void)
         }
         unload(&ms);
     }
+    /* the forward pass's batch invariance for every weight type (their gemm kernels) */
+    const char *more[] = {"stories260K-F16.gguf",   "stories260K-Q4_0.gguf",
+                          "tiny-qwen2-BF16.gguf",   "tiny-qwen2-Q4_1.gguf",
+                          "tiny-qwen2-Q5_0.gguf",   "tiny-qwen2-Q5_1.gguf",
+                          "tiny-qwen2-Q4_K_M.gguf", "tiny-qwen2-Q5_K_M.gguf",
+                          "tiny-qwen2-Q6_K.gguf",   "tiny-qwen3-Q4_K_M.gguf"};
+    for (size_t k = 0; k < sizeof more / sizeof *more; k++) {
+        struct model_set ms;
+        if (!load(shared, more[k], &ms)) {
+            CHECK(0);
+            continue;
+        }
+        fprintf(stderr, "model %s\n", more[k]);
+        test_batch_invariance(&ms);
+        unload(&ms);
+    }
     kura_sched_destroy(NULL);
     return test_finish();
 }
