@@ -63,12 +63,6 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
                               struct kura_ctx **out /* OUT */, struct kura_errbuf *eb);
 void kura_ctx_destroy(struct kura_ctx *c);
 int kura_ctx_n_threads(const struct kura_ctx *c);
-/* Batch-invariant mode (for servers batching several sequences): a token's results become
- * bit-identical whatever other tokens share its batch. The quantized kernels are so anyway; the
- * float ones (F32/F16/BF16) use the reference engine's single-row order for one-token batches,
- * and in this mode run those as two-token batches instead (a little more compute, never a
- * different answer). Off by default (then single-sequence runs match the reference engine). */
-void kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on);
 
 /* One token of a batch: the token id, its position in its sequence, the sequence's KV cache,
  * and whether its logits are wanted. Tokens of one sequence must appear in position order,
@@ -85,6 +79,23 @@ struct kura_batch_item {
  * are written to logits (rows in item order). Returns an error for bad tokens or positions. */
 enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
                             float *logits /* OUT: n_wanted x n_vocab */, struct kura_errbuf *eb);
+
+/* As kura_ctx_eval, but for every item with want_logits writes the final hidden state after the
+ * output norm (n_embd floats, rows in item order) instead of logits: the input of embeddings. */
+enum kura_err kura_ctx_eval_hidden(struct kura_ctx *c, const struct kura_batch_item *items,
+                                   int32_t n, float *hidden /* OUT: n_wanted x n_embd */,
+                                   struct kura_errbuf *eb);
+
+/* Batch-invariant evaluation (off by default; the server's scheduler turns it on): every
+ * item's KV entries and output are then bitwise the same whatever else is in the batch and
+ * however a sequence's tokens are split into calls, so greedy output does not depend on other
+ * requests. It relies on the kernels' column independence (src/kernels/kernels.h: a column's
+ * result depends only on that column and the weights, not on the other columns or the rows'
+ * split over threads). The float kernels (F32/F16/BF16) follow the reference engine's
+ * single-row order for a lone column, so in this mode their one-column products run as two
+ * copies of the column (a little more compute, never a different answer). Always KURA_OK (the
+ * buffer it needs is allocated with the context). */
+enum kura_err kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on, struct kura_errbuf *eb);
 
 /* Convenience for one sequence: evaluates tokens[0..n) at positions pos0.. in chunks of n_batch,
  * writing the logits of the last token (or of every token when all_logits). */

@@ -42,7 +42,11 @@ struct kura_sched_params {
 
 #define KURA_SCHED_MAX_TOP_LOGPROBS 20
 
-/* One event per generated token (and a final one with done = true). */
+/* One event per generated token (and a final one with done = true). An end-of-generation token
+ * that ends the request gets no event of its own (it counts in n_gen, as in kura_generate). The
+ * final event's text is whatever the UTF-8 guard and the stop matcher still held back when the
+ * stream ended without a stop string (usually empty); after a stop string it is empty.
+ * Log-probabilities are those of the model's distribution (before penalties and the JSON mask). */
 struct kura_sched_event {
     uint64_t id;             /* request id from kura_sched_submit */
     int32_t token;           /* -1 in the final event */
@@ -73,7 +77,10 @@ struct kura_sched_req {
     bool ignore_eos;
     bool logprobs;         /* fill logprob */
     int top_logprobs;      /* 0..KURA_SCHED_MAX_TOP_LOGPROBS */
-    bool json_mode;        /* constrain sampling so the output is one valid JSON object */
+    bool json_mode;        /* constrain sampling so the output is one valid JSON object
+                              (kura/json_constraint.h): the request ends with
+                              KURA_FINISH_STOP as soon as the object is complete, and
+                              closes it before max_tokens runs out (needs max_tokens >= 2) */
     kura_sched_cb cb;
     void *ud;
 };
@@ -86,17 +93,20 @@ enum kura_err kura_sched_create(const struct kura_model *model, const struct kur
  * frees all. NULL is a no-op. */
 void kura_sched_destroy(struct kura_sched *s);
 
-/* Queues a request. KURA_ERR_BUSY when the queue is full (caller answers 429/503),
+/* Queues a request. KURA_ERR_BUSY when queue_max requests already wait beyond the free slots
+ * (caller answers 429/503),
  * KURA_ERR_RANGE when n_prompt + 1 > n_ctx (caller answers 400), KURA_ERR_INVALID for bad
  * params. On success *id_out identifies it; the callback will be called until done. */
 enum kura_err kura_sched_submit(struct kura_sched *s, const struct kura_sched_req *r,
                                 uint64_t *id_out /* OUT */, struct kura_errbuf *eb);
-/* Cancels a queued or running request (no-op if unknown or already done). */
+/* Cancels a queued or running request (no-op if unknown or already done). The slot is freed and
+ * the final event (KURA_FINISH_CANCELLED) sent at the end of the step in progress. */
 void kura_sched_cancel(struct kura_sched *s, uint64_t id);
 
 /* Embedding of a token sequence: mean-pooled final hidden states (after the output norm),
- * L2-normalised, written to out[n_embd]. Runs on the scheduler thread between steps; blocks the
- * caller until done. */
+ * L2-normalised, written to out[n_embd]. Runs on the scheduler thread between steps, at most
+ * prefill_chunk tokens per step (in its own KV cache of n_ctx positions, made on first use);
+ * blocks the caller until done. KURA_ERR_RANGE when n > n_ctx. */
 enum kura_err kura_sched_embed(struct kura_sched *s, const int32_t *tokens, int32_t n,
                                float *out /* OUT: n_embd */, struct kura_errbuf *eb);
 

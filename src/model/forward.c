@@ -131,9 +131,11 @@ void kura_ctx_destroy(struct kura_ctx *c)
     free(c);
 }
 
-void kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on)
+enum kura_err kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on, struct kura_errbuf *eb)
 {
+    (void)eb; /* the padding buffer is allocated with the context */
     c->batch_invariant = on;
+    return KURA_OK;
 }
 
 int kura_ctx_n_threads(const struct kura_ctx *c)
@@ -497,8 +499,10 @@ static enum kura_err check_batch(struct kura_ctx *c, const struct kura_batch_ite
     return KURA_OK;
 }
 
-enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
-                            float *logits, struct kura_errbuf *eb)
+/* The forward pass; out receives, for the rows that want output, the logits or (hidden) the
+ * final hidden states after the output norm. */
+static enum kura_err eval_impl(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
+                               float *out, bool hidden, struct kura_errbuf *eb)
 {
     enum kura_err e = check_batch(c, items, n, eb);
     if (e)
@@ -595,13 +599,32 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
 
     /* n is now the number of rows that want logits, in x's first rows */
     int32_t n_out = n;
+    if (n_out == 0)
+        return KURA_OK;
+    size_t width = hidden ? (size_t)ne : (size_t)hp->n_vocab;
+    float *dst = out;
     for (int32_t i = 0; i < n_out; i++)
         rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, m->out_norm.t->data, ne, hp->rms_eps);
-    if (n_out > 0) {
+    if (hidden) {
+        for (int32_t i = 0; i < n_out; i++)
+            memcpy(dst + (size_t)i * width, c->xn + i * xw, width * sizeof(float));
+    } else {
         set_input(c);
-        matmul(c, &m->output, NULL, n_out, logits, (size_t)hp->n_vocab);
+        matmul(c, &m->output, NULL, n_out, dst, width);
     }
     return KURA_OK;
+}
+
+enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *items, int32_t n,
+                            float *logits, struct kura_errbuf *eb)
+{
+    return eval_impl(c, items, n, logits, false, eb);
+}
+
+enum kura_err kura_ctx_eval_hidden(struct kura_ctx *c, const struct kura_batch_item *items,
+                                   int32_t n, float *hidden, struct kura_errbuf *eb)
+{
+    return eval_impl(c, items, n, hidden, true, eb);
 }
 
 enum kura_err kura_ctx_eval_seq(struct kura_ctx *c, struct kura_kv *kv, const int32_t *tokens,

@@ -26,7 +26,7 @@ static int run(struct kura_model *m, int32_t chunk, int others, float *out)
     int rc = -1;
     if (!lg || kura_ctx_create(m, 64, 2, &c, &eb))
         goto out;
-    kura_ctx_set_batch_invariant(c, true);
+    kura_ctx_set_batch_invariant(c, true, NULL);
     for (int s = 0; s <= others; s++)
         if (kura_kv_create(m, 64, &kv[s], &eb))
             goto out;
