@@ -111,18 +111,18 @@ static inline __m256i kq_sb_q4_k(const struct blk_q4_k *b, const struct blk_q8_k
 {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i sm = _mm256_broadcastsi128_si256(kq_scales_k4(b->scales));
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0; /* two chains: half the latency */
     for (int c = 0; c < 4; c++) {
         __m256i raw = kq_load(b->qs + 32 * c);
         __m256i lo = _mm256_and_si256(raw, m4);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
         __m256i p0 = _mm256_maddubs_epi16(lo, kq_load(y->qs + 64 * c));
         __m256i p1 = _mm256_maddubs_epi16(hi, kq_load(y->qs + 64 * c + 32));
-        acc = kq_dot_i16(acc, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
-        acc = kq_dot_i16(acc, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
+        acc0 = kq_dot_i16(acc0, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
+        acc1 = kq_dot_i16(acc1, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
     }
     *sum_m = _mm256_madd_epi16(kq_load(y->bsums), _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL_MIN)));
-    return acc;
+    return _mm256_add_epi32(acc0, acc1);
 }
 
 static inline __m256i kq_sb_q5_k(const struct blk_q5_k *b, const struct blk_q8_k *y,
@@ -131,7 +131,7 @@ static inline __m256i kq_sb_q5_k(const struct blk_q5_k *b, const struct blk_q8_k
     const __m256i m4 = _mm256_set1_epi8(15), b4 = _mm256_set1_epi8(16);
     __m256i sm = _mm256_broadcastsi128_si256(kq_scales_k4(b->scales));
     __m256i qh = kq_load(b->qh);
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
     for (int c = 0; c < 4; c++) {
         __m256i raw = kq_load(b->qs + 32 * c);
         /* bit 2c of qh to bit 4 of the low-nibble value, bit 2c + 1 to that of the high */
@@ -159,11 +159,11 @@ static inline __m256i kq_sb_q5_k(const struct blk_q5_k *b, const struct blk_q8_k
                                      _mm256_and_si256(h1, b4));
         __m256i p0 = _mm256_maddubs_epi16(lo, kq_load(y->qs + 64 * c));
         __m256i p1 = _mm256_maddubs_epi16(hi, kq_load(y->qs + 64 * c + 32));
-        acc = kq_dot_i16(acc, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
-        acc = kq_dot_i16(acc, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
+        acc0 = kq_dot_i16(acc0, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
+        acc1 = kq_dot_i16(acc1, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
     }
     *sum_m = _mm256_madd_epi16(kq_load(y->bsums), _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL_MIN)));
-    return acc;
+    return _mm256_add_epi32(acc0, acc1);
 }
 
 /* Q6_K 6-bit values (0..63, the stored q) of elements 128 h + 32 g .. + 31 */
@@ -196,7 +196,7 @@ static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k
 {
     __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     __m256i slo = _mm256_permute4x64_epi64(s16, 0x44), shi = _mm256_permute4x64_epi64(s16, 0xee);
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int h = 0; h < 2; h++) {
         __m256i l0 = kq_load(b->ql + 64 * h), l1 = kq_load(b->ql + 64 * h + 32);
         __m256i hb = kq_load(b->qh + 32 * h);
@@ -204,51 +204,58 @@ static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k
         for (int g = 0; g < 4; g++) {
             __m256i p = _mm256_maddubs_epi16(kq_q6_bits(l0, l1, hb, g),
                                              kq_load(y->qs + 128 * h + 32 * g));
-            acc = kq_dot_i16(acc, p, _mm256_shuffle_epi8(sv, kq_ctrl(KQ_CTRL6[g])));
+            acc[g & 1] = kq_dot_i16(acc[g & 1], p, _mm256_shuffle_epi8(sv, kq_ctrl(KQ_CTRL6[g])));
         }
     }
     /* the stored q is value + 32: subtract 32 * sum_j sc_j * bsums_j */
     __m256i off = _mm256_madd_epi16(kq_load(y->bsums), s16);
-    return _mm256_sub_epi32(acc, _mm256_slli_epi32(off, 5));
+    return _mm256_sub_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_slli_epi32(off, 5));
 }
 
 /* Row dot products: groups of 8 super-blocks share one reduction; the float steps run on 8
  * super-blocks at once and are then added to s in order. */
 #define KQ_ROW_DOT(T, XBLK, HAS_MIN, SB_CALL)                                                    \
+    static inline __attribute__((always_inline)) float KQ_SFX(group_##T)(                       \
+        int cnt, const XBLK *x, const struct blk_q8_k *y, float s)                              \
+    {                                                                                            \
+        __m256i q[8], m[8];                                                                      \
+        float d[8], dm[8], dy[8];                                                                \
+        for (int k = 0; k < 8; k++) {                                                            \
+            if (k < cnt) {                                                                       \
+                const XBLK *b = &x[k];                                                           \
+                const struct blk_q8_k *a = &y[k];                                                \
+                SB_CALL;                                                                         \
+                d[k] = _cvtsh_ss(b->d);                                                          \
+                dy[k] = a->d;                                                                    \
+            } else {                                                                             \
+                q[k] = m[k] = _mm256_setzero_si256();                                            \
+                d[k] = dm[k] = dy[k] = 0;                                                        \
+            }                                                                                    \
+        }                                                                                        \
+        __m256 u;                                                                                \
+        __m256 fq = _mm256_cvtepi32_ps(kq_reduce8(q));                                           \
+        if (HAS_MIN) {                                                                           \
+            __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                       \
+            __m256 t = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(d), fq),                      \
+                                     _mm256_mul_ps(_mm256_loadu_ps(dm), fm));                    \
+            u = _mm256_mul_ps(_mm256_loadu_ps(dy), t);                                           \
+        } else {                                                                                 \
+            u = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(dy)), fq);       \
+        }                                                                                        \
+        float uf[8];                                                                             \
+        _mm256_storeu_ps(uf, u);                                                                 \
+        for (int k = 0; k < cnt; k++)                                                            \
+            s += uf[k];                                                                          \
+        return s;                                                                                \
+    }                                                                                            \
     static float KQ_SFX(row_dot_##T)(int64_t nb, const XBLK *x, const struct blk_q8_k *y)       \
     {                                                                                            \
         float s = 0;                                                                             \
-        for (int64_t i0 = 0; i0 < nb; i0 += 8) {                                                 \
-            int cnt = nb - i0 < 8 ? (int)(nb - i0) : 8;                                          \
-            __m256i q[8], m[8];                                                                  \
-            float d[8], dm[8], dy[8];                                                            \
-            for (int k = 0; k < 8; k++) {                                                        \
-                if (k < cnt) {                                                                   \
-                    const XBLK *b = &x[i0 + k];                                                  \
-                    const struct blk_q8_k *a = &y[i0 + k];                                       \
-                    SB_CALL;                                                                     \
-                    d[k] = _cvtsh_ss(b->d);                                                      \
-                    dy[k] = a->d;                                                                \
-                } else {                                                                         \
-                    q[k] = m[k] = _mm256_setzero_si256();                                        \
-                    d[k] = dm[k] = dy[k] = 0;                                                    \
-                }                                                                                \
-            }                                                                                    \
-            __m256 u;                                                                            \
-            __m256 fq = _mm256_cvtepi32_ps(kq_reduce8(q));                                       \
-            if (HAS_MIN) {                                                                       \
-                __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                   \
-                __m256 t = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(d), fq),                  \
-                                         _mm256_mul_ps(_mm256_loadu_ps(dm), fm));                \
-                u = _mm256_mul_ps(_mm256_loadu_ps(dy), t);                                       \
-            } else {                                                                             \
-                u = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(dy)), fq);   \
-            }                                                                                    \
-            float uf[8];                                                                         \
-            _mm256_storeu_ps(uf, u);                                                             \
-            for (int k = 0; k < cnt; k++)                                                        \
-                s += uf[k];                                                                      \
-        }                                                                                        \
+        int64_t i = 0;                                                                           \
+        for (; i + 8 <= nb; i += 8)                                                              \
+            s = KQ_SFX(group_##T)(8, x + i, y + i, s);                                           \
+        if (i < nb)                                                                              \
+            s = KQ_SFX(group_##T)((int)(nb - i), x + i, y + i, s);                               \
         return s;                                                                                \
     }                                                                                            \
     static float KQ_SFX(vec_dot_##T)(int64_t n, const void *vx, const void *vy)                  \
