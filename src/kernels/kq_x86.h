@@ -212,11 +212,18 @@ static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k
     return _mm256_sub_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_slli_epi32(off, 5));
 }
 
-/* Row dot products: groups of 8 super-blocks share one reduction; the float steps run on 8
- * super-blocks at once and are then added to s in order. */
-#define KQ_ROW_DOT(T, XBLK, HAS_MIN, SB_CALL)                                                    \
-    static inline __attribute__((always_inline)) float KQ_SFX(group_##T)(                       \
-        int cnt, const XBLK *x, const struct blk_q8_k *y, float s)                              \
+/* Float steps per super-block (in super-block order):
+ *   KQ_MODE_FMA2  (Q4_K) acc_q = fma(sum_q, d * dy, acc_q), acc_m = fma(sum_m, dmin * dy, acc_m);
+ *                 result acc_q - acc_m
+ *   KQ_MODE_MIN   (Q5_K) s += dy * (d * sum_q - dmin * sum_m)
+ *   KQ_MODE_PLAIN (Q6_K) s += d * dy * sum_q */
+enum { KQ_MODE_PLAIN = 0, KQ_MODE_MIN = 1, KQ_MODE_FMA2 = 2 };
+
+/* Row dot products: groups of 8 super-blocks share one reduction; the products of the float
+ * steps run on 8 super-blocks at once, the sums then follow in order. */
+#define KQ_ROW_DOT(T, XBLK, MODE, SB_CALL)                                                       \
+    static inline __attribute__((always_inline)) void KQ_SFX(group_##T)(                        \
+        int cnt, const XBLK *x, const struct blk_q8_k *y, float acc[2])                         \
     {                                                                                            \
         __m256i q[8], m[8];                                                                      \
         float d[8], dm[8], dy[8];                                                                \
@@ -232,40 +239,58 @@ static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k
                 d[k] = dm[k] = dy[k] = 0;                                                        \
             }                                                                                    \
         }                                                                                        \
-        __m256 u;                                                                                \
         __m256 fq = _mm256_cvtepi32_ps(kq_reduce8(q));                                           \
-        if (HAS_MIN) {                                                                           \
+        __m256 vdy = _mm256_loadu_ps(dy);                                                        \
+        float uf[8], vf[8];                                                                      \
+        if (MODE == KQ_MODE_FMA2) {                                                              \
+            __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                       \
+            __m256 dq = _mm256_mul_ps(_mm256_loadu_ps(d), vdy);                                  \
+            __m256 dmq = _mm256_mul_ps(_mm256_loadu_ps(dm), vdy);                                \
+            float fqs[8], fms[8];                                                                \
+            _mm256_storeu_ps(fqs, fq);                                                           \
+            _mm256_storeu_ps(fms, fm);                                                           \
+            _mm256_storeu_ps(uf, dq);                                                            \
+            _mm256_storeu_ps(vf, dmq);                                                           \
+            __m128 aq = _mm_set_ss(acc[0]), am = _mm_set_ss(acc[1]);                             \
+            for (int k = 0; k < cnt; k++) {                                                      \
+                aq = _mm_fmadd_ss(_mm_set_ss(fqs[k]), _mm_set_ss(uf[k]), aq);                    \
+                am = _mm_fmadd_ss(_mm_set_ss(fms[k]), _mm_set_ss(vf[k]), am);                    \
+            }                                                                                    \
+            acc[0] = _mm_cvtss_f32(aq);                                                          \
+            acc[1] = _mm_cvtss_f32(am);                                                          \
+            return;                                                                              \
+        }                                                                                        \
+        __m256 u;                                                                                \
+        if (MODE == KQ_MODE_MIN) {                                                               \
             __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                       \
             __m256 t = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(d), fq),                      \
                                      _mm256_mul_ps(_mm256_loadu_ps(dm), fm));                    \
-            u = _mm256_mul_ps(_mm256_loadu_ps(dy), t);                                           \
+            u = _mm256_mul_ps(vdy, t);                                                           \
         } else {                                                                                 \
-            u = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(dy)), fq);       \
+            u = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d), vdy), fq);                       \
         }                                                                                        \
-        float uf[8];                                                                             \
         _mm256_storeu_ps(uf, u);                                                                 \
         for (int k = 0; k < cnt; k++)                                                            \
-            s += uf[k];                                                                          \
-        return s;                                                                                \
+            acc[0] += uf[k];                                                                     \
     }                                                                                            \
     static float KQ_SFX(row_dot_##T)(int64_t nb, const XBLK *x, const struct blk_q8_k *y)       \
     {                                                                                            \
-        float s = 0;                                                                             \
+        float acc[2] = {0, 0};                                                                   \
         int64_t i = 0;                                                                           \
         for (; i + 8 <= nb; i += 8)                                                              \
-            s = KQ_SFX(group_##T)(8, x + i, y + i, s);                                           \
+            KQ_SFX(group_##T)(8, x + i, y + i, acc);                                             \
         if (i < nb)                                                                              \
-            s = KQ_SFX(group_##T)((int)(nb - i), x + i, y + i, s);                               \
-        return s;                                                                                \
+            KQ_SFX(group_##T)((int)(nb - i), x + i, y + i, acc);                                 \
+        return MODE == KQ_MODE_FMA2 ? acc[0] - acc[1] : acc[0];                                  \
     }                                                                                            \
     static float KQ_SFX(vec_dot_##T)(int64_t n, const void *vx, const void *vy)                  \
     {                                                                                            \
         return KQ_SFX(row_dot_##T)(n / QK_K, vx, vy);                                            \
     }
 
-KQ_ROW_DOT(q4_k, struct blk_q4_k, 1, (q[k] = kq_sb_q4_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
-KQ_ROW_DOT(q5_k, struct blk_q5_k, 1, (q[k] = kq_sb_q5_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
-KQ_ROW_DOT(q6_k, struct blk_q6_k, 0, (q[k] = kq_sb_q6_k(b, a), m[k] = q[k], dm[k] = 0))
+KQ_ROW_DOT(q4_k, struct blk_q4_k, KQ_MODE_FMA2, (q[k] = kq_sb_q4_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
+KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
+KQ_ROW_DOT(q6_k, struct blk_q6_k, KQ_MODE_PLAIN, (q[k] = kq_sb_q6_k(b, a), m[k] = q[k], dm[k] = 0))
 
 /* ------------------------------------------------------------------------------------------ */
 /* Prefill: packed panels                                                                     */
@@ -420,12 +445,14 @@ static void KQ_SFX(pack_q6_k)(const char *x, size_t xrb, int nv, int64_t i, stru
 
 /* Micro-kernel: KQ_G packed groups (8 rows each) times cc columns of one super-block.
  * nsub sub-blocks of ks k-steps; AVX2 flushes its int16 sums every fl k-steps (no overflow:
- * fl * 2 * qmax * 127 <= 32767). mins: Q4_K / Q5_K float step with dmin, else Q6_K's.
- * out (row stride ors) holds the sums of the earlier super-blocks unless first; rv < 8 KQ_G
- * rows are valid (masked loads and stores for the last panel). */
+ * fl * 2 * qmax * 127 <= 32767). mode: the float step (KQ_MODE_*). out (row stride ors)
+ * holds the sums of the earlier super-blocks unless first (for KQ_MODE_FMA2: acc_q, with
+ * acc_m in accm, 8 KQ_G floats per column, until last); rv < 8 KQ_G rows are valid (masked
+ * loads and stores for the last panel). */
 static inline __attribute__((always_inline)) void
-KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mins, int cc,
-                const char *yb, size_t yrb, float *out, size_t ors, int first, int rv)
+KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, int cc,
+                const char *yb, size_t yrb, float *out, size_t ors, float *accm, int first,
+                int last, int rv)
 {
     __m256i accb[KQ_G][KQ_C], accs[KQ_G][KQ_C];
     const struct blk_q8_k *yc[KQ_C];
@@ -493,48 +520,63 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mins, i
         __m256 d = _mm256_load_ps(pn[g].d);
         __m256 dmin = _mm256_load_ps(pn[g].dmin);
         for (int c = 0; c < cc; c++) {
-            __m256 dy = _mm256_set1_ps(yc[c]->d), u;
-            if (mins) {
+            __m256 dy = _mm256_set1_ps(yc[c]->d);
+            float *o = out + (size_t)c * ors + 8 * g;
+            __m256 prev = first              ? _mm256_setzero_ps()
+                          : rv >= 8 * KQ_G ? _mm256_loadu_ps(o)
+                                           : _mm256_maskload_ps(o, mask);
+            __m256 u;
+            if (mode == KQ_MODE_FMA2) {
+                float *a = accm + (size_t)c * (8 * KQ_G) + 8 * g;
+                __m256 pm = first ? _mm256_setzero_ps() : _mm256_load_ps(a);
+                u = _mm256_fmadd_ps(_mm256_cvtepi32_ps(accb[g][c]), _mm256_mul_ps(d, dy), prev);
+                pm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(accs[g][c]), _mm256_mul_ps(dmin, dy), pm);
+                if (last)
+                    u = _mm256_sub_ps(u, pm);
+                else
+                    _mm256_store_ps(a, pm);
+            } else if (mode == KQ_MODE_MIN) {
                 __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(accb[g][c])),
                                          _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(accs[g][c])));
-                u = _mm256_mul_ps(dy, t);
+                u = _mm256_add_ps(prev, _mm256_mul_ps(dy, t));
             } else {
                 __m256i sum = _mm256_add_epi32(accb[g][c], accs[g][c]);
-                u = _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sum));
+                u = _mm256_add_ps(prev, _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sum)));
             }
-            float *o = out + (size_t)c * ors + 8 * g;
-            if (rv >= 8 * KQ_G) {
-                __m256 prev = first ? _mm256_setzero_ps() : _mm256_loadu_ps(o);
-                _mm256_storeu_ps(o, _mm256_add_ps(prev, u));
-            } else if (nvalid > 0) {
-                __m256 prev = first ? _mm256_setzero_ps() : _mm256_maskload_ps(o, mask);
-                _mm256_maskstore_ps(o, mask, _mm256_add_ps(prev, u));
-            }
+            if (rv >= 8 * KQ_G)
+                _mm256_storeu_ps(o, u);
+            else if (nvalid > 0)
+                _mm256_maskstore_ps(o, mask, u);
         }
     }
 }
 
-/* Columns below which gemm runs the row dot products instead of packing. */
+/* Columns below which gemm runs the row dot products instead of packing; columns per pass
+ * over a panel (bounds the KQ_MODE_FMA2 scratch). */
 #define KQ_PACK_MIN_COLS 3
+#define KQ_CCHUNK 64
 
-#define KQ_GEMM(T, XBLK, NSUB, KS, FL, MINS)                                                     \
+#define KQ_GEMM(T, XBLK, NSUB, KS, FL, MODE)                                                     \
     static void KQ_SFX(tile_##T)(const struct kq_panel *pn, int cc, const char *yb, size_t yrb,  \
-                                 float *out, size_t ors, int first, int rv)                      \
+                                 float *out, size_t ors, float *accm, int first, int last,       \
+                                 int rv)                                                         \
     {                                                                                            \
         switch (cc) {                                                                            \
         case KQ_C:                                                                               \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MINS, KQ_C, yb, yrb, out, ors, first, rv);         \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, KQ_C, yb, yrb, out, ors, accm, first, last,  \
+                            rv);                                                                 \
             break;                                                                               \
         case 1:                                                                                  \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MINS, 1, yb, yrb, out, ors, first, rv);            \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb, yrb, out, ors, accm, first, last, rv);\
             break;                                                                               \
         case 2:                                                                                  \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MINS, 2, yb, yrb, out, ors, first, rv);            \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 2, yb, yrb, out, ors, accm, first, last, rv);\
             break;                                                                               \
         default:                                                                                 \
             for (int c = 0; c < cc; c++)                                                         \
-                KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MINS, 1, yb + (size_t)c * yrb, yrb,            \
-                                out + (size_t)c * ors, ors, first, rv);                          \
+                KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb + (size_t)c * yrb, yrb,            \
+                                out + (size_t)c * ors, ors, accm + (size_t)c * (8 * KQ_G),       \
+                                first, last, rv);                                                \
             break;                                                                               \
         }                                                                                        \
     }                                                                                            \
@@ -551,33 +593,40 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mins, i
             return;                                                                              \
         }                                                                                        \
         struct kq_panel pn[KQ_G] __attribute__((aligned(32)));                                   \
+        float accm[KQ_CCHUNK * 8 * KQ_G] __attribute__((aligned(32)));                           \
         for (int64_t r0 = 0; r0 < nr; r0 += 8 * KQ_G) {                                          \
             int rv = nr - r0 < 8 * KQ_G ? (int)(nr - r0) : 8 * KQ_G;                             \
             const char *xr = (const char *)x + (size_t)r0 * xrb;                                 \
-            for (int64_t i = 0; i < nb; i++) {                                                   \
-                for (int g = 0; g < KQ_G; g++) {                                                 \
-                    int nv = rv - 8 * g;                                                         \
-                    nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                           \
-                    KQ_SFX(pack_##T)(xr + (size_t)(8 * g) * xrb * (nv > 0), xrb, nv, i, &pn[g]); \
-                }                                                                                \
-                const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);          \
-                for (int64_t c0 = 0; c0 < nc; c0 += KQ_C) {                                      \
-                    int cc = nc - c0 < KQ_C ? (int)(nc - c0) : KQ_C;                             \
-                    KQ_SFX(tile_##T)(pn, cc, yb + (size_t)c0 * yrb, yrb,                         \
-                                     out + (size_t)c0 * ors + (size_t)r0, ors, i == 0, rv);      \
+            for (int64_t k0 = 0; k0 < nc; k0 += KQ_CCHUNK) {                                     \
+                int64_t k1 = nc - k0 < KQ_CCHUNK ? nc : k0 + KQ_CCHUNK;                          \
+                for (int64_t i = 0; i < nb; i++) {                                               \
+                    for (int g = 0; g < KQ_G; g++) {                                             \
+                        int nv = rv - 8 * g;                                                     \
+                        nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                       \
+                        KQ_SFX(pack_##T)(nv > 0 ? xr + (size_t)(8 * g) * xrb : xr, xrb, nv, i,   \
+                                         &pn[g]);                                                \
+                    }                                                                            \
+                    const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);      \
+                    for (int64_t c0 = k0; c0 < k1; c0 += KQ_C) {                                 \
+                        int cc = k1 - c0 < KQ_C ? (int)(k1 - c0) : KQ_C;                         \
+                        KQ_SFX(tile_##T)(pn, cc, yb + (size_t)c0 * yrb, yrb,                     \
+                                         out + (size_t)c0 * ors + (size_t)r0, ors,               \
+                                         accm + (size_t)(c0 - k0) * (8 * KQ_G), i == 0,          \
+                                         i == nb - 1, rv);                                       \
+                    }                                                                            \
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
     }
 
 #if KQ_VNNI
-KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, 1)
-KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 8, 1)
-KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 4, 0)
+KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2)
+KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 8, KQ_MODE_MIN)
+KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 4, KQ_MODE_PLAIN)
 #else
-KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, 1) /* 8 * 2 * 15 * 127 = 30480 */
-KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 4, 1) /* 4 * 2 * 31 * 127 = 31496 */
-KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 2, 0) /* 2 * 2 * 63 * 127 = 32004 */
+KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2) /* 8 * 2 * 15 * 127 = 30480 */
+KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 4, KQ_MODE_MIN)  /* 4 * 2 * 31 * 127 = 31496 */
+KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 2, KQ_MODE_PLAIN) /* 2 * 2 * 63 * 127 = 32004 */
 #endif
 
 /* Installs the K-quant kernels of this ISA into table. */

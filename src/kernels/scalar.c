@@ -951,11 +951,16 @@ static void from_float_q5_k(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Q4_K in the order of the reference engine's x86 kernels for Q4_K weights (which it runs
+ * through 8-row interleaved copies whenever the row count allows): per super-block the exact
+ * integer sums of the scaled quants and of the mins times bsums feed two fused multiply-add
+ * chains, acc_q += sum_q * (d * dy) and acc_m += sum_m * (dmin * dy); the result is
+ * acc_q - acc_m. */
 static float vec_dot_q4_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_k *x = vx;
     const struct blk_q8_k *y = vy;
-    float s = 0;
+    float acc_q = 0, acc_m = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         int sum_q = 0, sum_m = 0;
         for (int c = 0; c < 4; c++) {
@@ -973,9 +978,10 @@ static float vec_dot_q4_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
             sum_m += m0 * (y[i].bsums[4 * c] + y[i].bsums[4 * c + 1]) +
                      m1 * (y[i].bsums[4 * c + 2] + y[i].bsums[4 * c + 3]);
         }
-        s += y[i].d * (f16(x[i].d) * (float)sum_q - f16(x[i].dmin) * (float)sum_m);
+        acc_q = fmaf((float)sum_q, f16(x[i].d) * y[i].d, acc_q);
+        acc_m = fmaf((float)sum_m, f16(x[i].dmin) * y[i].d, acc_m);
     }
-    return s;
+    return acc_q - acc_m;
 }
 
 static float vec_dot_q5_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)

@@ -56,7 +56,7 @@ static void test_type(enum kura_isa isa, enum kura_type t, struct rng *r)
     const struct kura_type_traits *xs = kura_type_traits_isa(t, KURA_ISA_SCALAR);
     const struct kura_type_traits *xv = kura_type_traits_isa(t, isa);
     static const int64_t NBS[] = {1, 3, 9, 16};
-    enum { NR = 35, NC = 11, STRIDE = 37 };
+    enum { NR = 35, NC = 70, STRIDE = 37 };
     for (size_t li = 0; li < sizeof NBS / sizeof NBS[0]; li++) {
         int64_t n = NBS[li] * QK_K;
         size_t xrb = kura_row_bytes(t, n), yrb = kura_row_bytes(KURA_TYPE_Q8_K, n);
@@ -86,7 +86,7 @@ static void test_type(enum kura_isa isa, enum kura_type t, struct rng *r)
                 }
             }
         static const int shapes[][2] = {{1, 1},  {7, 2},  {8, 3},  {16, 4}, {17, 5},
-                                        {35, 7}, {24, 8}, {9, 9},  {33, 11}, {3, 10}};
+                                        {35, 7}, {24, 8}, {9, 9},  {33, 11}, {3, 10}, {19, 70}};
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int nr = shapes[s][0], nc = shapes[s][1];
             float *out = xmalloc(sizeof(float) * NC * STRIDE);
