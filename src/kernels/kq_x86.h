@@ -29,6 +29,10 @@
 
 #include "kernels/kernels_int.h"
 
+#ifndef KQ_PF6
+#define KQ_PF6 2048
+#endif
+
 /* ------------------------------------------------------------------------------------------ */
 /* Primitives                                                                                 */
 
@@ -192,31 +196,81 @@ static inline __m256i kq_q6_bits(__m256i l0, __m256i l1, __m256i hb, int g)
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
 }
 
-static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k *y)
+/* Q6_K super-block as the reference engine's x86 dot product sums it: lane l of the result is
+ * the sum over the eight 32-element chunks of sc * (q - 32) * y over the chunk's elements
+ * 4l..4l+3 (sc of the chunk's first 16 for l < 4, of its second 16 for l >= 4). q8s (if not
+ * NULL) holds maddubs(32, y) of the block's 8 chunks, computed once per activation row. */
+static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k *y,
+                                 const __m256i *q8s)
 {
     __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
     __m256i slo = _mm256_permute4x64_epi64(s16, 0x44), shi = _mm256_permute4x64_epi64(s16, 0xee);
+    const __m256i m32 = _mm256_set1_epi8(32);
     __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int h = 0; h < 2; h++) {
         __m256i l0 = kq_load(b->ql + 64 * h), l1 = kq_load(b->ql + 64 * h + 32);
         __m256i hb = kq_load(b->qh + 32 * h);
         __m256i sv = h == 0 ? slo : shi;
         for (int g = 0; g < 4; g++) {
-            __m256i p = _mm256_maddubs_epi16(kq_q6_bits(l0, l1, hb, g),
-                                             kq_load(y->qs + 128 * h + 32 * g));
+            __m256i a = kq_load(y->qs + 128 * h + 32 * g);
+            __m256i off = q8s ? _mm256_load_si256(q8s + 4 * h + g) : _mm256_maddubs_epi16(m32, a);
+            __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(kq_q6_bits(l0, l1, hb, g), a), off);
             acc[g & 1] = kq_dot_i16(acc[g & 1], p, _mm256_shuffle_epi8(sv, kq_ctrl(KQ_CTRL6[g])));
         }
     }
-    /* the stored q is value + 32: subtract 32 * sum_j sc_j * bsums_j */
-    __m256i off = _mm256_madd_epi16(kq_load(y->bsums), s16);
-    return _mm256_sub_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_slli_epi32(off, 5));
+    return _mm256_add_epi32(acc[0], acc[1]);
+}
+
+/* maddubs(32, y) of the 8 chunks of each of nb Q8_K blocks (the Q6_K offset terms). */
+static inline void kq_q6_offsets(int64_t nb, const struct blk_q8_k *y, __m256i *q8s)
+{
+    const __m256i m32 = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < nb; i++)
+        for (int c = 0; c < 8; c++)
+            _mm256_store_si256(q8s + 8 * i + c, _mm256_maddubs_epi16(m32, kq_load(y[i].qs + 32 * c)));
+}
+
+static inline float kq_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Q6_K row dot product: per super-block acc = fma(dy * d, lanes, acc), then hsum8. */
+static inline float KQ_SFX(row_dot_q6_k_off)(int64_t nb, const struct blk_q6_k *x,
+                                              const struct blk_q8_k *y, const __m256i *q8s)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        _mm_prefetch((const char *)(x + i) + KQ_PF6, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 192, _MM_HINT_T0);
+        __m256i sumi = kq_sb_q6_k(&x[i], &y[i], q8s ? q8s + 8 * i : NULL);
+        float d = y[i].d * _cvtsh_ss(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return kq_hsum8(acc);
+}
+
+static float KQ_SFX(row_dot_q6_k)(int64_t nb, const struct blk_q6_k *x, const struct blk_q8_k *y)
+{
+    return KQ_SFX(row_dot_q6_k_off)(nb, x, y, NULL);
+}
+
+static float KQ_SFX(vec_dot_q6_k)(int64_t n, const void *vx, const void *vy)
+{
+    return KQ_SFX(row_dot_q6_k)(n / QK_K, vx, vy);
 }
 
 /* Float steps per super-block (in super-block order):
  *   KQ_MODE_FMA2  (Q4_K) acc_q = fma(sum_q, d * dy, acc_q), acc_m = fma(sum_m, dmin * dy, acc_m);
  *                 result acc_q - acc_m
  *   KQ_MODE_MIN   (Q5_K) s += dy * (d * sum_q - dmin * sum_m)
- *   KQ_MODE_PLAIN (Q6_K) s += d * dy * sum_q */
+ *   KQ_MODE_PLAIN (Q6_K in the packed gemm only) s += d * dy * sum_q (the row dot products
+ *                 follow the reference's lane-wise order instead, see kq_sb_q6_k) */
 enum { KQ_MODE_PLAIN = 0, KQ_MODE_MIN = 1, KQ_MODE_FMA2 = 2 };
 
 /* Row dot products: groups of 8 super-blocks share one reduction; the products of the float
@@ -290,7 +344,6 @@ enum { KQ_MODE_PLAIN = 0, KQ_MODE_MIN = 1, KQ_MODE_FMA2 = 2 };
 
 KQ_ROW_DOT(q4_k, struct blk_q4_k, KQ_MODE_FMA2, (q[k] = kq_sb_q4_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
 KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
-KQ_ROW_DOT(q6_k, struct blk_q6_k, KQ_MODE_PLAIN, (q[k] = kq_sb_q6_k(b, a), m[k] = q[k], dm[k] = 0))
 
 /* ------------------------------------------------------------------------------------------ */
 /* Prefill: packed panels                                                                     */
@@ -585,11 +638,7 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
     {                                                                                            \
         int64_t nb = n / QK_K;                                                                   \
         if (nc < KQ_PACK_MIN_COLS) {                                                             \
-            for (int64_t r = 0; r < nr; r++)                                                     \
-                for (int64_t c = 0; c < nc; c++)                                                 \
-                    out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_##T)(                      \
-                        nb, (const XBLK *)((const char *)x + (size_t)r * xrb),                   \
-                        (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb));           \
+            KQ_SFX(few_##T)(nb, nr, nc, x, xrb, y, yrb, out, ors);                               \
             return;                                                                              \
         }                                                                                        \
         struct kq_panel pn[KQ_G] __attribute__((aligned(32)));                                   \
@@ -618,6 +667,41 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
             }                                                                                    \
         }                                                                                        \
     }
+
+/* gemm with few columns: the row dot products, rows outer (each weight row is read from
+ * memory once and reused from L1 for the other columns). */
+#define KQ_FEW(T, XBLK)                                                                          \
+    static void KQ_SFX(few_##T)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
+                                const void *y, size_t yrb, float *out, size_t ors)               \
+    {                                                                                            \
+        for (int64_t r = 0; r < nr; r++)                                                         \
+            for (int64_t c = 0; c < nc; c++)                                                     \
+                out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_##T)(                          \
+                    nb, (const XBLK *)((const char *)x + (size_t)r * xrb),                       \
+                    (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb));               \
+    }
+KQ_FEW(q4_k, struct blk_q4_k)
+KQ_FEW(q5_k, struct blk_q5_k)
+
+/* Q6_K: the offset terms of each activation row are computed once for all rows (when the row
+ * is short enough for the stack buffer). */
+#define KQ_Q6_OFF_BLOCKS 64
+static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                             const void *y, size_t yrb, float *out, size_t ors)
+{
+    for (int64_t c = 0; c < nc; c++) {
+        const struct blk_q8_k *yc = (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb);
+        __m256i q8s[8 * KQ_Q6_OFF_BLOCKS];
+        const __m256i *off = NULL;
+        if (nb <= KQ_Q6_OFF_BLOCKS) {
+            kq_q6_offsets(nb, yc, q8s);
+            off = q8s;
+        }
+        for (int64_t r = 0; r < nr; r++)
+            out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_q6_k_off)(
+                nb, (const struct blk_q6_k *)((const char *)x + (size_t)r * xrb), yc, off);
+    }
+}
 
 #if KQ_VNNI
 KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2)

@@ -1,10 +1,13 @@
 /* The K-quant SIMD kernels (Q4_K, Q5_K, Q6_K x Q8_K; src/kernels/kq_x86.h) are bit-identical
  * with the scalar ones: vec_dot, and gemm on both of its paths (row dot products for few
  * columns, packed panels for many) over shapes that leave partial row panels and column tiles,
- * with a padded output stride whose gaps must stay untouched. Weights are quantized floats and
+ * with a padded output stride whose gaps must stay untouched. The one exception: Q6_K's
+ * packed gemm sums each super-block before its float step, where the row dot product keeps the
+ * reference engine's eight lanes; there the bound is 2e-6 of sum |x_i y_i|. Weights are quantized floats and
  * also raw random bytes (every level and 6-bit scale, negative Q6_K scales down to -128) with
  * sane f16 factors; activations include blocks at +-127 everywhere, where the int16
  * intermediate sums of the AVX2 path are largest. Exit 77 without a SIMD ISA. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,6 +76,24 @@ static void test_type(enum kura_isa isa, enum kura_type t, struct rng *r)
         for (int c = 0; c < NC; c++)
             make_acts(r, y + (size_t)c * yrb, n, c % 4 == 3 ? 1 : c % 4 == 1 ? 2 : 0);
         float ref[NR][NC];
+        double mag[NR][NC];
+        {
+            const struct kura_type_traits *q8 = kura_type_traits_isa(KURA_TYPE_Q8_K,
+                                                                     KURA_ISA_SCALAR);
+            float *fx = xmalloc(sizeof(float) * (size_t)n), *fy = xmalloc(sizeof(float) * (size_t)n);
+            for (int rr = 0; rr < NR; rr++) {
+                xs->to_float(x + (size_t)rr * xrb, fx, n);
+                for (int c = 0; c < NC; c++) {
+                    q8->to_float(y + (size_t)c * yrb, fy, n);
+                    double m = 0;
+                    for (int64_t i = 0; i < n; i++)
+                        m += fabs((double)fx[i] * fy[i]);
+                    mag[rr][c] = m;
+                }
+            }
+            free(fx);
+            free(fy);
+        }
         int ok = 1;
         for (int rr = 0; rr < NR; rr++)
             for (int c = 0; c < NC; c++) {
@@ -101,7 +122,9 @@ static void test_type(enum kura_isa isa, enum kura_type t, struct rng *r)
                     float o = out[c * STRIDE + rr];
                     if (c >= nc || rr >= nr)
                         gaps_ok &= o == -777.0f;
-                    else if (!same(o, ref[r0 + rr][c]) && vals_ok) {
+                    else if (!same(o, ref[r0 + rr][c]) && vals_ok &&
+                             !(t == KURA_TYPE_Q6_K && nc >= 3 &&
+                               fabs((double)o - ref[r0 + rr][c]) <= 2e-6 * mag[r0 + rr][c])) {
                         vals_ok = 0;
                         CHECKF(0, "%s %s gemm n=%lld %dx%d row %d col %d: %.9g vs scalar %.9g",
                                kura_isa_name(isa), kura_type_name(t), (long long)n, nr, nc, rr,
