@@ -8,15 +8,20 @@
  *   KQ_G          gemm tile rows, in groups of 8 (one vector lane per row)
  *   KQ_C          gemm tile columns
  *
- * Results are bit-identical with the scalar kernels of scalar.c: every super-block's integer
- * sums (scaled quants, mins or offsets) are exact, and the float steps per super-block follow
- * the scalar order: s += dy * (d * sum_q - dmin * sum_m) for Q4_K / Q5_K, s += d * dy * sum for
- * Q6_K, super-blocks in order.
+ * Results are bit-identical with the scalar kernels of scalar.c, which follow the reference
+ * engine's x86 summation orders: every super-block's integer sums (scaled quants, mins or
+ * offsets) are exact, and the float steps per super-block are the scalar ones, super-blocks in
+ * order: Q4_K two fma chains acc_q += sum_q * (d * dy), acc_m += sum_m * (dmin * dy), result
+ * acc_q - acc_m; Q5_K s += dy * (d * sum_q - dmin * sum_m); Q6_K eight int32 lanes per
+ * super-block, acc = fma(d * dy, lanes, acc), hsum8 at the end. Exception: the packed Q6_K
+ * gemm sums each super-block to one integer first (s += d * dy * sum; a lane per row leaves no
+ * room for eight lanes per output), equal to the row dot product to float rounding.
  *
  * Decode (vec_dot, and gemm with few columns): one row at a time, 32 elements (one Q4_K/Q5_K
  * sub-block, two Q6_K ones) per vector; maddubs gives int16 pair sums, multiplied by the
  * sub-block scales (picked from one register by pshufb) in a madd / dpwssd; the eight-lane
- * int32 sums of eight super-blocks are reduced together by one hadd tree.
+ * int32 sums of eight super-blocks are reduced together by one hadd tree (Q4_K, Q5_K; Q6_K keeps
+ * its eight lanes and subtracts maddubs(32, y), computed once per activation row in gemm).
  *
  * Prefill (gemm with many columns): ordinary GEMM packing. A panel of 8 KQ_G rows is unpacked
  * one super-block at a time into a small stack buffer laid out for a row-per-lane product
@@ -29,6 +34,7 @@
 
 #include "kernels/kernels_int.h"
 
+/* Software prefetch distance (bytes) of the Q6_K row dot product. */
 #ifndef KQ_PF6
 #define KQ_PF6 2048
 #endif
