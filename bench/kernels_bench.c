@@ -2,8 +2,11 @@
  * supports, the weight bytes per second streamed by vec_dot over a matrix (decode: one
  * activation column) and by gemm (prefill: 16 columns), for a matrix that fits in L2 and one
  * that does not.
- *   usage: kernels_bench [MiB of the large matrix, default 256] */
+ * A last column times gemm with 256 columns over the L2-sized matrix (prefill of a long prompt)
+ * in GMAC/s (multiply-adds per second).
+ *   usage: kernels_bench [MiB of the large matrix, default 256] [TYPE ...] (default: all) */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,25 +71,32 @@ int main(int argc, char **argv)
 {
     int64_t big_mib = argc > 1 ? strtoll(argv[1], NULL, 10) : 256;
     if (big_mib < 1 || big_mib > 8192) {
-        fprintf(stderr, "usage: kernels_bench [MiB 1..8192]\n");
+        fprintf(stderr, "usage: kernels_bench [MiB 1..8192] [TYPE ...]\n");
         return 2;
     }
     kura_kernels_init();
-    const int64_t n = 4096, nc = 16;
+    const int64_t n = 4096, nc = 16, nc_long = 256;
     printf("GB/s of weight bytes; decode = vec_dot per row, prefill = gemm with %" PRId64
            " columns\n",
            nc);
-    printf("%-6s %-7s %12s %12s %12s %12s\n", "type", "isa", "L2 decode", "RAM decode",
-           "L2 prefill", "RAM prefill");
+    printf("%-6s %-7s %12s %12s %12s %12s %12s\n", "type", "isa", "L2 decode", "RAM decode",
+           "L2 prefill", "RAM prefill", "GMAC/s 256c");
     for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++) {
+        if (argc > 2) {
+            bool want = false;
+            for (int a = 2; a < argc; a++)
+                want = want || strcmp(argv[a], kura_type_name(TYPES[k])) == 0;
+            if (!want)
+                continue;
+        }
         const struct kura_type_traits *t0 = kura_type_traits_isa(TYPES[k], KURA_ISA_SCALAR);
         const struct kura_type_traits *ta = kura_type_traits_isa(t0->vec_dot_type,
                                                                  KURA_ISA_SCALAR);
         size_t rb = kura_row_bytes(TYPES[k], n), yb = kura_row_bytes(ta->type, n);
         int64_t nr_small = (int64_t)((512u << 10) / rb) & ~15;
         int64_t nr_big = (int64_t)(((size_t)big_mib << 20) / rb) & ~15;
-        char *x = malloc(rb * (size_t)nr_big), *y = malloc(yb * (size_t)nc);
-        float *f = malloc(sizeof(float) * (size_t)n), *out = malloc(sizeof(float) * (size_t)(nr_big * nc));
+        char *x = malloc(rb * (size_t)nr_big), *y = malloc(yb * (size_t)nc_long);
+        float *f = malloc(sizeof(float) * (size_t)n), *out = malloc(sizeof(float) * (size_t)(nr_big * nc + nr_small * nc_long));
         if (!x || !y || !f || !out) {
             fprintf(stderr, "out of memory\n");
             return 1;
@@ -100,8 +110,11 @@ int main(int argc, char **argv)
             t0->from_float(f, x + (size_t)r * rb, n);
         for (int64_t r = 64; r < nr_big; r++) /* copies: quantizing 256 MiB would dominate */
             memcpy(x + (size_t)r * rb, x + (size_t)(r % 64) * rb, rb);
-        for (int64_t c = 0; c < nc; c++)
+        for (int64_t c = 0; c < nc_long; c++) {
+            for (int64_t i = 0; i < n; i++) /* a different activation per column */
+                f[i] = -f[(i * 7 + c) % n] * 0.9f;
             ta->from_float(f, y + (size_t)c * yb, n);
+        }
         for (int isa = 0; isa < KURA_ISA__COUNT; isa++) {
             const struct kura_type_traits *t = kura_type_traits_isa(TYPES[k], (enum kura_isa)isa);
             if (!t)
@@ -111,11 +124,13 @@ int main(int argc, char **argv)
             double d_big = time_vec_dot(t, n, nr_big, x, y, min_s);
             double g_small = time_gemm(t, n, nr_small, nc, x, y, out, min_s);
             double g_big = time_gemm(t, n, nr_big, nc, x, y, out, min_s);
-            printf("%-6s %-7s %12.2f %12.2f %12.2f %12.2f\n", kura_type_name(TYPES[k]),
+            double g_long = time_gemm(t, n, nr_small, nc_long, x, y, out, min_s);
+            printf("%-6s %-7s %12.2f %12.2f %12.2f %12.2f %12.2f\n", kura_type_name(TYPES[k]),
                    kura_isa_name((enum kura_isa)isa), (double)(rb * (size_t)nr_small) / d_small / 1e9,
                    (double)(rb * (size_t)nr_big) / d_big / 1e9,
                    (double)(rb * (size_t)nr_small) / g_small / 1e9,
-                   (double)(rb * (size_t)nr_big) / g_big / 1e9);
+                   (double)(rb * (size_t)nr_big) / g_big / 1e9,
+                   (double)n * (double)nr_small * (double)nc_long / g_long / 1e9);
             fflush(stdout);
         }
         free(x);

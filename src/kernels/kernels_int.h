@@ -150,5 +150,8 @@ static inline void k4_scale_min(const uint8_t *s, int j, uint8_t *sc /* OUT */, 
 void kura_kernels_fill_scalar(struct kura_type_traits table[KURA_TYPE__COUNT]);
 void kura_kernels_fill_avx2(struct kura_type_traits table[KURA_TYPE__COUNT]);
 void kura_kernels_fill_avx512(struct kura_type_traits table[KURA_TYPE__COUNT]);
+/* The K-quant kernels (kq_x86.h), installed at the end of the ISA fillers above. */
+void kura_kernels_fill_kq_avx2(struct kura_type_traits table[KURA_TYPE__COUNT]);
+void kura_kernels_fill_kq_avx512(struct kura_type_traits table[KURA_TYPE__COUNT]);
 
 #endif

@@ -951,11 +951,16 @@ static void from_float_q5_k(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Q4_K in the order of the reference engine's x86 kernels for Q4_K weights (which it runs
+ * through 8-row interleaved copies whenever the row count allows): per super-block the exact
+ * integer sums of the scaled quants and of the mins times bsums feed two fused multiply-add
+ * chains, acc_q += sum_q * (d * dy) and acc_m += sum_m * (dmin * dy); the result is
+ * acc_q - acc_m. */
 static float vec_dot_q4_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q4_k *x = vx;
     const struct blk_q8_k *y = vy;
-    float s = 0;
+    float acc_q = 0, acc_m = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         int sum_q = 0, sum_m = 0;
         for (int c = 0; c < 4; c++) {
@@ -973,9 +978,10 @@ static float vec_dot_q4_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
             sum_m += m0 * (y[i].bsums[4 * c] + y[i].bsums[4 * c + 1]) +
                      m1 * (y[i].bsums[4 * c + 2] + y[i].bsums[4 * c + 3]);
         }
-        s += y[i].d * (f16(x[i].d) * (float)sum_q - f16(x[i].dmin) * (float)sum_m);
+        acc_q = fmaf((float)sum_q, f16(x[i].d) * y[i].d, acc_q);
+        acc_m = fmaf((float)sum_m, f16(x[i].dmin) * y[i].d, acc_m);
     }
-    return s;
+    return acc_q - acc_m;
 }
 
 static float vec_dot_q5_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
@@ -1070,22 +1076,32 @@ static void from_float_q6_k(const float *x, void *dst, int64_t n)
     }
 }
 
+/* Q6_K in the order of the reference engine's x86 dot product: per super-block, int32 lane l
+ * (< 8) sums sc * (q - 32) * y over elements 32 c + 4 l .. 32 c + 4 l + 3 of the eight 32-element
+ * chunks c (sc of the chunk's first 16-element sub-block for l < 4, of its second for l >= 4);
+ * lane l of a float accumulator then takes fma(d * dy, lane, acc); the lanes are summed at the
+ * end (hsum8). */
 static float vec_dot_q6_k_q8_k_scalar(int64_t n, const void *vx, const void *vy)
 {
     const struct blk_q6_k *x = vx;
     const struct blk_q8_k *y = vy;
-    float s = 0;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / QK_K; i++) {
-        int sum = 0;
-        for (int j = 0; j < 16; j++) {
-            int sumi = 0;
-            for (int k = 0; k < 16; k++)
-                sumi += q6_value(&x[i], 16 * j + k) * y[i].qs[16 * j + k];
-            sum += x[i].scales[j] * sumi;
-        }
-        s += f16(x[i].d) * y[i].d * (float)sum;
+        int lane[8] = {0};
+        for (int c = 0; c < 8; c++)
+            for (int l = 0; l < 8; l++) {
+                int sumi = 0;
+                for (int k = 0; k < 4; k++) {
+                    int e = 32 * c + 4 * l + k;
+                    sumi += q6_value(&x[i], e) * y[i].qs[e];
+                }
+                lane[l] += x[i].scales[2 * c + l / 4] * sumi;
+            }
+        float d = y[i].d * f16(x[i].d);
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
-    return s;
+    return hsum8(acc);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -19,4 +19,5 @@ void kura_kernels_fill_avx2(struct kura_type_traits table[KURA_TYPE__COUNT])
     table[KURA_TYPE_F16].gemm = gemm_f16_avx2;
     table[KURA_TYPE_BF16].vec_dot = vec_dot_bf16_avx2;
     table[KURA_TYPE_BF16].gemm = gemm_bf16_avx2;
+    kura_kernels_fill_kq_avx2(table);
 }

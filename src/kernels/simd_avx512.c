@@ -172,4 +172,5 @@ void kura_kernels_fill_avx512(struct kura_type_traits table[KURA_TYPE__COUNT])
     table[KURA_TYPE_F16].gemm = gemm_f16_avx512;
     table[KURA_TYPE_BF16].vec_dot = vec_dot_bf16_bf16_avx512;
     table[KURA_TYPE_BF16].gemm = gemm_bf16_avx512;
+    kura_kernels_fill_kq_avx512(table);
 }

@@ -31,13 +31,13 @@ static const struct tol TOLS[] = {
  * reference by more than the README tolerance, on some kernel paths. The cause is a rounding
  * flip (one f16 KV entry or one Q8 activation level) that then persists for the rest of the
  * sequence, because kura's summation order differs from the reference engine's for these
- * types (K-quant repacked kernels, the small-head f16 value accumulation of stories260K). Until
- * fixed they are held to a regression bound, and the test prints every excess. Remove entries
- * as they are fixed; never add one without an issue note. */
+ * types (the small-head f16 value accumulation of stories260K; tiny-qwen2-Q4_K_M, cause not yet
+ * found: its Q4_K and Q6_K tensors follow the reference's x86 orders, which fixed the other
+ * K-quant files). Until fixed they are held to a regression bound, and the test prints every
+ * excess. Remove entries as they are fixed; never add one without an issue note. */
 static const struct tol KNOWN_GAPS[] = {
     {"stories260K-F32", 0.02},   {"stories260K-Q4_0", 0.3}, {"stories260K-Q8_0", 0.3},
-    {"tiny-llama3-Q8_0", 0.3},   {"tiny-qwen2bpe-Q8_0", 0.3}, {"-Q4_K_M", 0.3},
-    {"-Q5_K_M", 0.3},            {"-Q6_K", 0.3},
+    {"tiny-llama3-Q8_0", 0.3},   {"tiny-qwen2bpe-Q8_0", 0.3}, {"qwen2-Q4_K_M", 0.3},
 };
 
 static double tol_for(const char *name)

@@ -1,0 +1,12 @@
+/* K-quant kernels for AVX-512 VL + VNNI (see kq_x86.h): dpbusd on 256-bit vectors and a
+ * 16-row x 4-column gemm tile in the 32 vector registers. */
+#define KQ_SFX(name) name##_avx512
+#define KQ_VNNI 1
+#define KQ_G 2
+#define KQ_C 4
+#include "kernels/kq_x86.h"
+
+void kura_kernels_fill_kq_avx512(struct kura_type_traits table[KURA_TYPE__COUNT])
+{
+    kq_fill_avx512(table);
+}

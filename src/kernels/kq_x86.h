@@ -1,0 +1,731 @@
+/* K-quant x Q8_K kernels (Q4_K, Q5_K, Q6_K) for x86, written once on 256-bit vectors and
+ * compiled per ISA: kq_avx2.c (AVX2: maddubs / madd) and kq_avx512.c (AVX-512 VL + VNNI:
+ * dpbusd / dpwssd on 256-bit vectors, which run at the full 512-bit rate on Zen 4, and 32
+ * registers for a larger gemm tile). Not a public header: include it only from a per-ISA file,
+ * after defining
+ *   KQ_SFX(name)  name with the ISA suffix appended
+ *   KQ_VNNI       1 to use AVX512-VNNI
+ *   KQ_G          gemm tile rows, in groups of 8 (one vector lane per row)
+ *   KQ_C          gemm tile columns
+ *
+ * Results are bit-identical with the scalar kernels of scalar.c, which follow the reference
+ * engine's x86 summation orders: every super-block's integer sums (scaled quants, mins or
+ * offsets) are exact, and the float steps per super-block are the scalar ones, super-blocks in
+ * order: Q4_K two fma chains acc_q += sum_q * (d * dy), acc_m += sum_m * (dmin * dy), result
+ * acc_q - acc_m; Q5_K s += dy * (d * sum_q - dmin * sum_m); Q6_K eight int32 lanes per
+ * super-block, acc = fma(d * dy, lanes, acc), hsum8 at the end. Exception: the packed Q6_K
+ * gemm sums each super-block to one integer first (s += d * dy * sum; a lane per row leaves no
+ * room for eight lanes per output), equal to the row dot product to float rounding.
+ *
+ * Decode (vec_dot, and gemm with few columns): one row at a time, 32 elements (one Q4_K/Q5_K
+ * sub-block, two Q6_K ones) per vector; maddubs gives int16 pair sums, multiplied by the
+ * sub-block scales (picked from one register by pshufb) in a madd / dpwssd; the eight-lane
+ * int32 sums of eight super-blocks are reduced together by one hadd tree (Q4_K, Q5_K; Q6_K keeps
+ * its eight lanes and subtracts maddubs(32, y), computed once per activation row in gemm).
+ *
+ * Prefill (gemm with many columns): ordinary GEMM packing. A panel of 8 KQ_G rows is unpacked
+ * one super-block at a time into a small stack buffer laid out for a row-per-lane product
+ * (k-step s = elements 4s..4s+3: 8 rows x 4 bytes per vector), with per-row int32 sub-block
+ * scales and int16 min / offset factors; the micro-kernel then runs over all the columns:
+ * per k-step one weight vector per row group, one 4-byte broadcast of the activations per
+ * column, one dpbusd (or maddubs + add) per (group, column); per sub-block one multiply by the
+ * scale; per super-block the bsums term and the float update of the outputs. */
+#include <immintrin.h>
+
+#include "kernels/kernels_int.h"
+
+/* Software prefetch distance (bytes) of the Q6_K row dot product. */
+#ifndef KQ_PF6
+#define KQ_PF6 2048
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Primitives                                                                                 */
+
+static inline __m256i kq_load(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+static inline int32_t kq_load_i32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* acc + pairwise int16 products summed to int32 */
+static inline __m256i kq_dot_i16(__m256i acc, __m256i a, __m256i b)
+{
+#if KQ_VNNI
+    return _mm256_dpwssd_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+/* pshufb controls (identical in both 128-bit lanes unless said otherwise) */
+static const uint8_t KQ_CTRL[8][32] __attribute__((aligned(32))) = {
+#define W(j) j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80
+    {W(0), W(0)}, {W(1), W(1)}, {W(2), W(2)}, {W(3), W(3)},
+    {W(4), W(4)}, {W(5), W(5)}, {W(6), W(6)}, {W(7), W(7)},
+#undef W
+};
+/* int16 lane k -> byte 8 + k / 2 (the Q4_K min of bsums[k]) */
+static const uint8_t KQ_CTRL_MIN[32] __attribute__((aligned(32))) = {
+    8,  0x80, 8,  0x80, 9,  0x80, 9,  0x80, 10, 0x80, 10, 0x80, 11, 0x80, 11, 0x80,
+    12, 0x80, 12, 0x80, 13, 0x80, 13, 0x80, 14, 0x80, 14, 0x80, 15, 0x80, 15, 0x80};
+/* Q6_K: from 8 int16 scales in each lane, word 2m in the low lane, word 2m + 1 in the high */
+static const uint8_t KQ_CTRL6[4][32] __attribute__((aligned(32))) = {
+#define P(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+    {P(0), P(2)}, {P(4), P(6)}, {P(8), P(10)}, {P(12), P(14)},
+#undef P
+};
+
+static inline __m256i kq_ctrl(const uint8_t c[32])
+{
+    return _mm256_load_si256((const __m256i *)c);
+}
+
+/* Q4_K / Q5_K scales: the 12 packed bytes -> 16 bytes sc[0..7], m[0..7]. Reads 16 bytes from
+ * s (the 4 after the scales are the first quants of the block). */
+static inline __m128i kq_scales_k4(const uint8_t *s)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    /* dwords u0 = s[0..3], u1 = s[4..7], u2 = s[8..11]; out = [sc0-3, sc4-7, m0-3, m4-7]:
+     * sc0-3 = u0 & 0x3f, sc4-7 = (u2 & 0x0f) | (u0 >> 6 & 3) << 4,
+     * m0-3 = u1 & 0x3f,  m4-7 = (u2 >> 4 & 0x0f) | (u1 >> 6 & 3) << 4 (per byte) */
+    __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
+    __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
+    a = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                      _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    b = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(a, b);
+}
+
+/* Eight 8-lane int32 vectors -> one vector whose lane i is the sum of the lanes of v[i]. */
+static inline __m256i kq_reduce8(const __m256i v[8])
+{
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Decode: one super-block of one row -> 8-lane int32 vectors whose lane sums are sum_q (the   */
+/* scaled quants, Q6_K offset included) and sum_m (Q4_K / Q5_K mins times bsums)              */
+
+static inline __m256i kq_sb_q4_k(const struct blk_q4_k *b, const struct blk_q8_k *y,
+                                 __m256i *sum_m)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i sm = _mm256_broadcastsi128_si256(kq_scales_k4(b->scales));
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0; /* two chains: half the latency */
+    for (int c = 0; c < 4; c++) {
+        __m256i raw = kq_load(b->qs + 32 * c);
+        __m256i lo = _mm256_and_si256(raw, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        __m256i p0 = _mm256_maddubs_epi16(lo, kq_load(y->qs + 64 * c));
+        __m256i p1 = _mm256_maddubs_epi16(hi, kq_load(y->qs + 64 * c + 32));
+        acc0 = kq_dot_i16(acc0, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
+        acc1 = kq_dot_i16(acc1, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
+    }
+    *sum_m = _mm256_madd_epi16(kq_load(y->bsums), _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL_MIN)));
+    return _mm256_add_epi32(acc0, acc1);
+}
+
+static inline __m256i kq_sb_q5_k(const struct blk_q5_k *b, const struct blk_q8_k *y,
+                                 __m256i *sum_m)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), b4 = _mm256_set1_epi8(16);
+    __m256i sm = _mm256_broadcastsi128_si256(kq_scales_k4(b->scales));
+    __m256i qh = kq_load(b->qh);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    for (int c = 0; c < 4; c++) {
+        __m256i raw = kq_load(b->qs + 32 * c);
+        /* bit 2c of qh to bit 4 of the low-nibble value, bit 2c + 1 to that of the high */
+        __m256i h0, h1;
+        switch (c) {
+        case 0:
+            h0 = _mm256_slli_epi16(qh, 4);
+            h1 = _mm256_slli_epi16(qh, 3);
+            break;
+        case 1:
+            h0 = _mm256_slli_epi16(qh, 2);
+            h1 = _mm256_slli_epi16(qh, 1);
+            break;
+        case 2:
+            h0 = qh;
+            h1 = _mm256_srli_epi16(qh, 1);
+            break;
+        default:
+            h0 = _mm256_srli_epi16(qh, 2);
+            h1 = _mm256_srli_epi16(qh, 3);
+            break;
+        }
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(h0, b4));
+        __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                                     _mm256_and_si256(h1, b4));
+        __m256i p0 = _mm256_maddubs_epi16(lo, kq_load(y->qs + 64 * c));
+        __m256i p1 = _mm256_maddubs_epi16(hi, kq_load(y->qs + 64 * c + 32));
+        acc0 = kq_dot_i16(acc0, p0, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c])));
+        acc1 = kq_dot_i16(acc1, p1, _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL[2 * c + 1])));
+    }
+    *sum_m = _mm256_madd_epi16(kq_load(y->bsums), _mm256_shuffle_epi8(sm, kq_ctrl(KQ_CTRL_MIN)));
+    return _mm256_add_epi32(acc0, acc1);
+}
+
+/* Q6_K 6-bit values (0..63, the stored q) of elements 128 h + 32 g .. + 31 */
+static inline __m256i kq_q6_bits(__m256i l0, __m256i l1, __m256i hb, int g)
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    __m256i lo, hi;
+    switch (g) {
+    case 0:
+        lo = _mm256_and_si256(l0, m4);
+        hi = _mm256_slli_epi16(hb, 4);
+        break;
+    case 1:
+        lo = _mm256_and_si256(l1, m4);
+        hi = _mm256_slli_epi16(hb, 2);
+        break;
+    case 2:
+        lo = _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4);
+        hi = hb;
+        break;
+    default:
+        lo = _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4);
+        hi = _mm256_srli_epi16(hb, 2);
+        break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+}
+
+/* Q6_K super-block as the reference engine's x86 dot product sums it: lane l of the result is
+ * the sum over the eight 32-element chunks of sc * (q - 32) * y over the chunk's elements
+ * 4l..4l+3 (sc of the chunk's first 16 for l < 4, of its second 16 for l >= 4). q8s (if not
+ * NULL) holds maddubs(32, y) of the block's 8 chunks, computed once per activation row. */
+static inline __m256i kq_sb_q6_k(const struct blk_q6_k *b, const struct blk_q8_k *y,
+                                 const __m256i *q8s)
+{
+    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m256i slo = _mm256_permute4x64_epi64(s16, 0x44), shi = _mm256_permute4x64_epi64(s16, 0xee);
+    const __m256i m32 = _mm256_set1_epi8(32);
+    __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = kq_load(b->ql + 64 * h), l1 = kq_load(b->ql + 64 * h + 32);
+        __m256i hb = kq_load(b->qh + 32 * h);
+        __m256i sv = h == 0 ? slo : shi;
+        for (int g = 0; g < 4; g++) {
+            __m256i a = kq_load(y->qs + 128 * h + 32 * g);
+            __m256i off = q8s ? _mm256_load_si256(q8s + 4 * h + g) : _mm256_maddubs_epi16(m32, a);
+            __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(kq_q6_bits(l0, l1, hb, g), a), off);
+            acc[g & 1] = kq_dot_i16(acc[g & 1], p, _mm256_shuffle_epi8(sv, kq_ctrl(KQ_CTRL6[g])));
+        }
+    }
+    return _mm256_add_epi32(acc[0], acc[1]);
+}
+
+/* maddubs(32, y) of the 8 chunks of each of nb Q8_K blocks (the Q6_K offset terms). */
+static inline void kq_q6_offsets(int64_t nb, const struct blk_q8_k *y, __m256i *q8s)
+{
+    const __m256i m32 = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < nb; i++)
+        for (int c = 0; c < 8; c++)
+            _mm256_store_si256(q8s + 8 * i + c, _mm256_maddubs_epi16(m32, kq_load(y[i].qs + 32 * c)));
+}
+
+static inline float kq_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Q6_K row dot product: per super-block acc = fma(dy * d, lanes, acc), then hsum8. */
+static inline float KQ_SFX(row_dot_q6_k_off)(int64_t nb, const struct blk_q6_k *x,
+                                              const struct blk_q8_k *y, const __m256i *q8s)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        _mm_prefetch((const char *)(x + i) + KQ_PF6, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + KQ_PF6 + 192, _MM_HINT_T0);
+        __m256i sumi = kq_sb_q6_k(&x[i], &y[i], q8s ? q8s + 8 * i : NULL);
+        float d = y[i].d * _cvtsh_ss(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return kq_hsum8(acc);
+}
+
+static float KQ_SFX(row_dot_q6_k)(int64_t nb, const struct blk_q6_k *x, const struct blk_q8_k *y)
+{
+    return KQ_SFX(row_dot_q6_k_off)(nb, x, y, NULL);
+}
+
+static float KQ_SFX(vec_dot_q6_k)(int64_t n, const void *vx, const void *vy)
+{
+    return KQ_SFX(row_dot_q6_k)(n / QK_K, vx, vy);
+}
+
+/* Float steps per super-block (in super-block order):
+ *   KQ_MODE_FMA2  (Q4_K) acc_q = fma(sum_q, d * dy, acc_q), acc_m = fma(sum_m, dmin * dy, acc_m);
+ *                 result acc_q - acc_m
+ *   KQ_MODE_MIN   (Q5_K) s += dy * (d * sum_q - dmin * sum_m)
+ *   KQ_MODE_PLAIN (Q6_K in the packed gemm only) s += d * dy * sum_q (the row dot products
+ *                 follow the reference's lane-wise order instead, see kq_sb_q6_k) */
+enum { KQ_MODE_PLAIN = 0, KQ_MODE_MIN = 1, KQ_MODE_FMA2 = 2 };
+
+/* Row dot products: groups of 8 super-blocks share one reduction; the products of the float
+ * steps run on 8 super-blocks at once, the sums then follow in order. */
+#define KQ_ROW_DOT(T, XBLK, MODE, SB_CALL)                                                       \
+    static inline __attribute__((always_inline)) void KQ_SFX(group_##T)(                        \
+        int cnt, const XBLK *x, const struct blk_q8_k *y, float acc[2])                         \
+    {                                                                                            \
+        __m256i q[8], m[8];                                                                      \
+        float d[8], dm[8], dy[8];                                                                \
+        for (int k = 0; k < 8; k++) {                                                            \
+            if (k < cnt) {                                                                       \
+                const XBLK *b = &x[k];                                                           \
+                const struct blk_q8_k *a = &y[k];                                                \
+                SB_CALL;                                                                         \
+                d[k] = _cvtsh_ss(b->d);                                                          \
+                dy[k] = a->d;                                                                    \
+            } else {                                                                             \
+                q[k] = m[k] = _mm256_setzero_si256();                                            \
+                d[k] = dm[k] = dy[k] = 0;                                                        \
+            }                                                                                    \
+        }                                                                                        \
+        __m256 fq = _mm256_cvtepi32_ps(kq_reduce8(q));                                           \
+        __m256 vdy = _mm256_loadu_ps(dy);                                                        \
+        float uf[8], vf[8];                                                                      \
+        if (MODE == KQ_MODE_FMA2) {                                                              \
+            __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                       \
+            __m256 dq = _mm256_mul_ps(_mm256_loadu_ps(d), vdy);                                  \
+            __m256 dmq = _mm256_mul_ps(_mm256_loadu_ps(dm), vdy);                                \
+            float fqs[8], fms[8];                                                                \
+            _mm256_storeu_ps(fqs, fq);                                                           \
+            _mm256_storeu_ps(fms, fm);                                                           \
+            _mm256_storeu_ps(uf, dq);                                                            \
+            _mm256_storeu_ps(vf, dmq);                                                           \
+            __m128 aq = _mm_set_ss(acc[0]), am = _mm_set_ss(acc[1]);                             \
+            for (int k = 0; k < cnt; k++) {                                                      \
+                aq = _mm_fmadd_ss(_mm_set_ss(fqs[k]), _mm_set_ss(uf[k]), aq);                    \
+                am = _mm_fmadd_ss(_mm_set_ss(fms[k]), _mm_set_ss(vf[k]), am);                    \
+            }                                                                                    \
+            acc[0] = _mm_cvtss_f32(aq);                                                          \
+            acc[1] = _mm_cvtss_f32(am);                                                          \
+            return;                                                                              \
+        }                                                                                        \
+        __m256 u;                                                                                \
+        if (MODE == KQ_MODE_MIN) {                                                               \
+            __m256 fm = _mm256_cvtepi32_ps(kq_reduce8(m));                                       \
+            __m256 t = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(d), fq),                      \
+                                     _mm256_mul_ps(_mm256_loadu_ps(dm), fm));                    \
+            u = _mm256_mul_ps(vdy, t);                                                           \
+        } else {                                                                                 \
+            u = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(d), vdy), fq);                       \
+        }                                                                                        \
+        _mm256_storeu_ps(uf, u);                                                                 \
+        for (int k = 0; k < cnt; k++)                                                            \
+            acc[0] += uf[k];                                                                     \
+    }                                                                                            \
+    static float KQ_SFX(row_dot_##T)(int64_t nb, const XBLK *x, const struct blk_q8_k *y)       \
+    {                                                                                            \
+        float acc[2] = {0, 0};                                                                   \
+        int64_t i = 0;                                                                           \
+        for (; i + 8 <= nb; i += 8)                                                              \
+            KQ_SFX(group_##T)(8, x + i, y + i, acc);                                             \
+        if (i < nb)                                                                              \
+            KQ_SFX(group_##T)((int)(nb - i), x + i, y + i, acc);                                 \
+        return MODE == KQ_MODE_FMA2 ? acc[0] - acc[1] : acc[0];                                  \
+    }                                                                                            \
+    static float KQ_SFX(vec_dot_##T)(int64_t n, const void *vx, const void *vy)                  \
+    {                                                                                            \
+        return KQ_SFX(row_dot_##T)(n / QK_K, vx, vy);                                            \
+    }
+
+KQ_ROW_DOT(q4_k, struct blk_q4_k, KQ_MODE_FMA2, (q[k] = kq_sb_q4_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
+KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
+
+/* ------------------------------------------------------------------------------------------ */
+/* Prefill: packed panels                                                                     */
+
+/* One super-block of 8 rows, unpacked for the micro-kernel. */
+struct kq_panel {
+    uint8_t w[64][32];  /* k-step s, row r: the 4 quants of elements 4s..4s+3 (unsigned) */
+    int32_t sc[16][8];  /* sub-block scale per row (AVX2: as an int16 pair (sc, sc)) */
+    int32_t bias[8][8]; /* int16 pair: factors of bsums[2t], bsums[2t+1] */
+    float d[8], dmin[8];
+};
+
+/* Pair of int16 in one int32 lane: lo in the low half. */
+static inline int32_t kq_pair(int lo, int hi)
+{
+    return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
+}
+
+static inline int32_t kq_scale_lane(int sc)
+{
+#if KQ_VNNI
+    return sc;
+#else
+    return kq_pair(sc, sc);
+#endif
+}
+
+/* 8 rows of 256 unpacked bytes (row-major) -> p->w. */
+static inline void kq_transpose(const uint8_t rows[8][256], struct kq_panel *p)
+{
+    for (int t = 0; t < 8; t++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = kq_load(rows[i] + 32 * t);
+        __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+        __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+        __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+        __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+        __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+        __m256i *w = (__m256i *)p->w[8 * t];
+        _mm256_store_si256(w + 0, _mm256_permute2x128_si256(u0, u4, 0x20));
+        _mm256_store_si256(w + 1, _mm256_permute2x128_si256(u1, u5, 0x20));
+        _mm256_store_si256(w + 2, _mm256_permute2x128_si256(u2, u6, 0x20));
+        _mm256_store_si256(w + 3, _mm256_permute2x128_si256(u3, u7, 0x20));
+        _mm256_store_si256(w + 4, _mm256_permute2x128_si256(u0, u4, 0x31));
+        _mm256_store_si256(w + 5, _mm256_permute2x128_si256(u1, u5, 0x31));
+        _mm256_store_si256(w + 6, _mm256_permute2x128_si256(u2, u6, 0x31));
+        _mm256_store_si256(w + 7, _mm256_permute2x128_si256(u3, u7, 0x31));
+    }
+}
+
+/* Unpack super-block i of rows x[0..nv-1] (row stride xrb) into p; rows nv..7 are zero. */
+static void KQ_SFX(pack_q4_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+{
+    uint8_t rows[8][256] __attribute__((aligned(32)));
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int r = 0; r < 8; r++) {
+        if (r >= nv) {
+            memset(rows[r], 0, 256);
+            for (int j = 0; j < 8; j++)
+                p->sc[j][r] = p->bias[j][r] = 0;
+            p->d[r] = p->dmin[r] = 0;
+            continue;
+        }
+        const struct blk_q4_k *b = (const struct blk_q4_k *)(x + (size_t)r * xrb) + i;
+        for (int c = 0; c < 4; c++) {
+            __m256i raw = kq_load(b->qs + 32 * c);
+            _mm256_store_si256((__m256i *)(rows[r] + 64 * c), _mm256_and_si256(raw, m4));
+            _mm256_store_si256((__m256i *)(rows[r] + 64 * c + 32),
+                               _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+        }
+        uint8_t sm[16];
+        _mm_storeu_si128((__m128i *)sm, kq_scales_k4(b->scales));
+        for (int j = 0; j < 8; j++) {
+            p->sc[j][r] = kq_scale_lane(sm[j]);
+            p->bias[j][r] = kq_pair(sm[8 + j], sm[8 + j]);
+        }
+        p->d[r] = _cvtsh_ss(b->d);
+        p->dmin[r] = _cvtsh_ss(b->dmin);
+    }
+    kq_transpose((const uint8_t(*)[256])rows, p);
+}
+
+static void KQ_SFX(pack_q5_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+{
+    uint8_t rows[8][256] __attribute__((aligned(32)));
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int r = 0; r < 8; r++) {
+        if (r >= nv) {
+            memset(rows[r], 0, 256);
+            for (int j = 0; j < 8; j++)
+                p->sc[j][r] = p->bias[j][r] = 0;
+            p->d[r] = p->dmin[r] = 0;
+            continue;
+        }
+        const struct blk_q5_k *b = (const struct blk_q5_k *)(x + (size_t)r * xrb) + i;
+        __m256i qh = kq_load(b->qh);
+        for (int c = 0; c < 4; c++) {
+            __m256i raw = kq_load(b->qs + 32 * c);
+            __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one);
+            __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one);
+            _mm256_store_si256((__m256i *)(rows[r] + 64 * c),
+                               _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_slli_epi16(h0, 4)));
+            _mm256_store_si256((__m256i *)(rows[r] + 64 * c + 32),
+                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                                               _mm256_slli_epi16(h1, 4)));
+        }
+        uint8_t sm[16];
+        _mm_storeu_si128((__m128i *)sm, kq_scales_k4(b->scales));
+        for (int j = 0; j < 8; j++) {
+            p->sc[j][r] = kq_scale_lane(sm[j]);
+            p->bias[j][r] = kq_pair(sm[8 + j], sm[8 + j]);
+        }
+        p->d[r] = _cvtsh_ss(b->d);
+        p->dmin[r] = _cvtsh_ss(b->dmin);
+    }
+    kq_transpose((const uint8_t(*)[256])rows, p);
+}
+
+static void KQ_SFX(pack_q6_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+{
+    uint8_t rows[8][256] __attribute__((aligned(32)));
+    for (int r = 0; r < 8; r++) {
+        if (r >= nv) {
+            memset(rows[r], 0, 256);
+            for (int j = 0; j < 16; j++)
+                p->sc[j][r] = 0;
+            for (int j = 0; j < 8; j++)
+                p->bias[j][r] = 0;
+            p->d[r] = 0;
+            continue;
+        }
+        const struct blk_q6_k *b = (const struct blk_q6_k *)(x + (size_t)r * xrb) + i;
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = kq_load(b->ql + 64 * h), l1 = kq_load(b->ql + 64 * h + 32);
+            __m256i hb = kq_load(b->qh + 32 * h);
+            for (int g = 0; g < 4; g++)
+                _mm256_store_si256((__m256i *)(rows[r] + 128 * h + 32 * g),
+                                   kq_q6_bits(l0, l1, hb, g));
+        }
+        for (int j = 0; j < 16; j++)
+            p->sc[j][r] = kq_scale_lane(b->scales[j]);
+        for (int t = 0; t < 8; t++)
+            p->bias[t][r] = kq_pair(-32 * b->scales[2 * t], -32 * b->scales[2 * t + 1]);
+        p->d[r] = _cvtsh_ss(b->d);
+    }
+    kq_transpose((const uint8_t(*)[256])rows, p);
+}
+
+/* Micro-kernel: KQ_G packed groups (8 rows each) times cc columns of one super-block.
+ * nsub sub-blocks of ks k-steps; AVX2 flushes its int16 sums every fl k-steps (no overflow:
+ * fl * 2 * qmax * 127 <= 32767). mode: the float step (KQ_MODE_*). out (row stride ors)
+ * holds the sums of the earlier super-blocks unless first (for KQ_MODE_FMA2: acc_q, with
+ * acc_m in accm, 8 KQ_G floats per column, until last); rv < 8 KQ_G rows are valid (masked
+ * loads and stores for the last panel). */
+static inline __attribute__((always_inline)) void
+KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, int cc,
+                const char *yb, size_t yrb, float *out, size_t ors, float *accm, int first,
+                int last, int rv)
+{
+    __m256i accb[KQ_G][KQ_C], accs[KQ_G][KQ_C];
+    const struct blk_q8_k *yc[KQ_C];
+    for (int c = 0; c < cc; c++)
+        yc[c] = (const struct blk_q8_k *)(yb + (size_t)c * yrb);
+    for (int g = 0; g < KQ_G; g++)
+        for (int c = 0; c < cc; c++)
+            accb[g][c] = _mm256_setzero_si256();
+    for (int t = 0; t < nsub; t++) {
+        for (int g = 0; g < KQ_G; g++)
+            for (int c = 0; c < cc; c++)
+                accs[g][c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int s1 = 0; s1 < ks; s1++) {
+            const int s = t * ks + s1;
+            __m256i w[KQ_G];
+            for (int g = 0; g < KQ_G; g++)
+                w[g] = _mm256_load_si256((const __m256i *)pn[g].w[s]);
+            for (int c = 0; c < cc; c++) {
+                __m256i a = _mm256_set1_epi32(kq_load_i32(yc[c]->qs + 4 * s));
+                for (int g = 0; g < KQ_G; g++)
+#if KQ_VNNI
+                    accs[g][c] = _mm256_dpbusd_epi32(accs[g][c], w[g], a);
+#else
+                    accs[g][c] = _mm256_add_epi16(accs[g][c], _mm256_maddubs_epi16(w[g], a));
+#endif
+            }
+#if !KQ_VNNI
+            if ((s1 + 1) % fl == 0)
+                for (int g = 0; g < KQ_G; g++) {
+                    __m256i sc = _mm256_load_si256((const __m256i *)pn[g].sc[t]);
+                    for (int c = 0; c < cc; c++) {
+                        accb[g][c] = _mm256_add_epi32(accb[g][c], _mm256_madd_epi16(accs[g][c], sc));
+                        accs[g][c] = _mm256_setzero_si256();
+                    }
+                }
+#endif
+        }
+#if KQ_VNNI
+        for (int g = 0; g < KQ_G; g++) {
+            __m256i sc = _mm256_load_si256((const __m256i *)pn[g].sc[t]);
+            for (int c = 0; c < cc; c++)
+                accb[g][c] = _mm256_add_epi32(accb[g][c], _mm256_mullo_epi32(accs[g][c], sc));
+        }
+#endif
+    }
+    /* bsums term (mins, or Q6_K's -32 offset) into accs */
+    for (int g = 0; g < KQ_G; g++)
+        for (int c = 0; c < cc; c++)
+            accs[g][c] = _mm256_setzero_si256();
+    for (int t = 0; t < 8; t++) {
+        __m256i bias[KQ_G];
+        for (int g = 0; g < KQ_G; g++)
+            bias[g] = _mm256_load_si256((const __m256i *)pn[g].bias[t]);
+        for (int c = 0; c < cc; c++) {
+            __m256i a = _mm256_set1_epi32(kq_load_i32(yc[c]->bsums + 2 * t));
+            for (int g = 0; g < KQ_G; g++)
+                accs[g][c] = kq_dot_i16(accs[g][c], bias[g], a);
+        }
+    }
+    for (int g = 0; g < KQ_G; g++) {
+        int nvalid = rv - 8 * g;
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(nvalid),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 d = _mm256_load_ps(pn[g].d);
+        __m256 dmin = _mm256_load_ps(pn[g].dmin);
+        for (int c = 0; c < cc; c++) {
+            __m256 dy = _mm256_set1_ps(yc[c]->d);
+            float *o = out + (size_t)c * ors + 8 * g;
+            __m256 prev = first              ? _mm256_setzero_ps()
+                          : rv >= 8 * KQ_G ? _mm256_loadu_ps(o)
+                                           : _mm256_maskload_ps(o, mask);
+            __m256 u;
+            if (mode == KQ_MODE_FMA2) {
+                float *a = accm + (size_t)c * (8 * KQ_G) + 8 * g;
+                __m256 pm = first ? _mm256_setzero_ps() : _mm256_load_ps(a);
+                u = _mm256_fmadd_ps(_mm256_cvtepi32_ps(accb[g][c]), _mm256_mul_ps(d, dy), prev);
+                pm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(accs[g][c]), _mm256_mul_ps(dmin, dy), pm);
+                if (last)
+                    u = _mm256_sub_ps(u, pm);
+                else
+                    _mm256_store_ps(a, pm);
+            } else if (mode == KQ_MODE_MIN) {
+                __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(accb[g][c])),
+                                         _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(accs[g][c])));
+                u = _mm256_add_ps(prev, _mm256_mul_ps(dy, t));
+            } else {
+                __m256i sum = _mm256_add_epi32(accb[g][c], accs[g][c]);
+                u = _mm256_add_ps(prev, _mm256_mul_ps(_mm256_mul_ps(d, dy), _mm256_cvtepi32_ps(sum)));
+            }
+            if (rv >= 8 * KQ_G)
+                _mm256_storeu_ps(o, u);
+            else if (nvalid > 0)
+                _mm256_maskstore_ps(o, mask, u);
+        }
+    }
+}
+
+/* Columns below which gemm runs the row dot products instead of packing; columns per pass
+ * over a panel (bounds the KQ_MODE_FMA2 scratch). */
+#define KQ_PACK_MIN_COLS 3
+#define KQ_CCHUNK 64
+
+#define KQ_GEMM(T, XBLK, NSUB, KS, FL, MODE)                                                     \
+    static void KQ_SFX(tile_##T)(const struct kq_panel *pn, int cc, const char *yb, size_t yrb,  \
+                                 float *out, size_t ors, float *accm, int first, int last,       \
+                                 int rv)                                                         \
+    {                                                                                            \
+        switch (cc) {                                                                            \
+        case KQ_C:                                                                               \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, KQ_C, yb, yrb, out, ors, accm, first, last,  \
+                            rv);                                                                 \
+            break;                                                                               \
+        case 1:                                                                                  \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb, yrb, out, ors, accm, first, last, rv);\
+            break;                                                                               \
+        case 2:                                                                                  \
+            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 2, yb, yrb, out, ors, accm, first, last, rv);\
+            break;                                                                               \
+        default:                                                                                 \
+            for (int c = 0; c < cc; c++)                                                         \
+                KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb + (size_t)c * yrb, yrb,            \
+                                out + (size_t)c * ors, ors, accm + (size_t)c * (8 * KQ_G),       \
+                                first, last, rv);                                                \
+            break;                                                                               \
+        }                                                                                        \
+    }                                                                                            \
+    static void KQ_SFX(gemm_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
+                                 const void *y, size_t yrb, float *out, size_t ors)              \
+    {                                                                                            \
+        int64_t nb = n / QK_K;                                                                   \
+        if (nc < KQ_PACK_MIN_COLS) {                                                             \
+            KQ_SFX(few_##T)(nb, nr, nc, x, xrb, y, yrb, out, ors);                               \
+            return;                                                                              \
+        }                                                                                        \
+        struct kq_panel pn[KQ_G] __attribute__((aligned(32)));                                   \
+        float accm[KQ_CCHUNK * 8 * KQ_G] __attribute__((aligned(32)));                           \
+        for (int64_t r0 = 0; r0 < nr; r0 += 8 * KQ_G) {                                          \
+            int rv = nr - r0 < 8 * KQ_G ? (int)(nr - r0) : 8 * KQ_G;                             \
+            const char *xr = (const char *)x + (size_t)r0 * xrb;                                 \
+            for (int64_t k0 = 0; k0 < nc; k0 += KQ_CCHUNK) {                                     \
+                int64_t k1 = nc - k0 < KQ_CCHUNK ? nc : k0 + KQ_CCHUNK;                          \
+                for (int64_t i = 0; i < nb; i++) {                                               \
+                    for (int g = 0; g < KQ_G; g++) {                                             \
+                        int nv = rv - 8 * g;                                                     \
+                        nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                       \
+                        KQ_SFX(pack_##T)(nv > 0 ? xr + (size_t)(8 * g) * xrb : xr, xrb, nv, i,   \
+                                         &pn[g]);                                                \
+                    }                                                                            \
+                    const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);      \
+                    for (int64_t c0 = k0; c0 < k1; c0 += KQ_C) {                                 \
+                        int cc = k1 - c0 < KQ_C ? (int)(k1 - c0) : KQ_C;                         \
+                        KQ_SFX(tile_##T)(pn, cc, yb + (size_t)c0 * yrb, yrb,                     \
+                                         out + (size_t)c0 * ors + (size_t)r0, ors,               \
+                                         accm + (size_t)(c0 - k0) * (8 * KQ_G), i == 0,          \
+                                         i == nb - 1, rv);                                       \
+                    }                                                                            \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+/* gemm with few columns: the row dot products, rows outer (each weight row is read from
+ * memory once and reused from L1 for the other columns). */
+#define KQ_FEW(T, XBLK)                                                                          \
+    static void KQ_SFX(few_##T)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
+                                const void *y, size_t yrb, float *out, size_t ors)               \
+    {                                                                                            \
+        for (int64_t r = 0; r < nr; r++)                                                         \
+            for (int64_t c = 0; c < nc; c++)                                                     \
+                out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_##T)(                          \
+                    nb, (const XBLK *)((const char *)x + (size_t)r * xrb),                       \
+                    (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb));               \
+    }
+KQ_FEW(q4_k, struct blk_q4_k)
+KQ_FEW(q5_k, struct blk_q5_k)
+
+/* Q6_K: the offset terms of each activation row are computed once for all rows (when the row
+ * is short enough for the stack buffer). */
+#define KQ_Q6_OFF_BLOCKS 64
+static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                             const void *y, size_t yrb, float *out, size_t ors)
+{
+    for (int64_t c = 0; c < nc; c++) {
+        const struct blk_q8_k *yc = (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb);
+        __m256i q8s[8 * KQ_Q6_OFF_BLOCKS];
+        const __m256i *off = NULL;
+        if (nb <= KQ_Q6_OFF_BLOCKS) {
+            kq_q6_offsets(nb, yc, q8s);
+            off = q8s;
+        }
+        for (int64_t r = 0; r < nr; r++)
+            out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_q6_k_off)(
+                nb, (const struct blk_q6_k *)((const char *)x + (size_t)r * xrb), yc, off);
+    }
+}
+
+#if KQ_VNNI
+KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2)
+KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 8, KQ_MODE_MIN)
+KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 4, KQ_MODE_PLAIN)
+#else
+KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2) /* 8 * 2 * 15 * 127 = 30480 */
+KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 4, KQ_MODE_MIN)  /* 4 * 2 * 31 * 127 = 31496 */
+KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 2, KQ_MODE_PLAIN) /* 2 * 2 * 63 * 127 = 32004 */
+#endif
+
+/* Installs the K-quant kernels of this ISA into table. */
+static void KQ_SFX(kq_fill)(struct kura_type_traits *t)
+{
+    t[KURA_TYPE_Q4_K].vec_dot = KQ_SFX(vec_dot_q4_k);
+    t[KURA_TYPE_Q4_K].gemm = KQ_SFX(gemm_q4_k);
+    t[KURA_TYPE_Q5_K].vec_dot = KQ_SFX(vec_dot_q5_k);
+    t[KURA_TYPE_Q5_K].gemm = KQ_SFX(gemm_q5_k);
+    t[KURA_TYPE_Q6_K].vec_dot = KQ_SFX(vec_dot_q6_k);
+    t[KURA_TYPE_Q6_K].gemm = KQ_SFX(gemm_q6_k);
+}
