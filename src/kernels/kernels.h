@@ -37,15 +37,17 @@ struct kura_type_traits {
      * activation columns (register tiling); the result equals vec_dot's up to float summation
      * order. Never NULL when vec_dot is set (a generic loop over vec_dot is the fallback).
      * COLUMN INDEPENDENCE (the server's "same greedy output alone or beside 7 others" rests on
-     * it): out for column c is bit-identical for any nc, any position of c among the columns
-     * and any other columns, and for any nr / row position; so tile remainders must sum in the
-     * same order as full tiles (tests/unit/test_kernels_colindep.c). Only exception: the float
-     * types (F32, F16, BF16) may use the reference engine's single-row order when nc == 1 (it
-     * differs from its batch order); they are column-independent for nc >= 2, and the forward
-     * pass's batch-invariant mode never calls them with nc == 1.
+     * it): for nc >= uniform_cols, out for column c is bit-identical for any nc, any position of
+     * c among the columns and any other columns, and for any nr / row position; so tile
+     * remainders must sum in the same order as full tiles (tests/unit/test_kernels_colindep.c).
+     * Below uniform_cols a kernel may take another path with another summation order (the float
+     * types' reference single-row order, a row-dot decode path); the forward pass's
+     * batch-invariant mode pads such products to uniform_cols copies of the column.
      * Pure function of its inputs: thread-safe. */
     void (*gemm)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,
                  const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);
+    /* Smallest nc from which gemm sums every column the same way (see above); 0 or 1: all. */
+    int uniform_cols;
 };
 
 /* Traits of t for the currently selected ISA, or NULL if kura cannot compute with t.

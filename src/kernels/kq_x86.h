@@ -728,4 +728,7 @@ static void KQ_SFX(kq_fill)(struct kura_type_traits *t)
     t[KURA_TYPE_Q5_K].gemm = KQ_SFX(gemm_q5_k);
     t[KURA_TYPE_Q6_K].vec_dot = KQ_SFX(vec_dot_q6_k);
     t[KURA_TYPE_Q6_K].gemm = KQ_SFX(gemm_q6_k);
+    /* Q6_K's packed gemm sums per super-block, its row dots per lane (the reference's decode
+     * order): batch-invariant evaluation pads fewer columns up to the packed path */
+    t[KURA_TYPE_Q6_K].uniform_cols = KQ_PACK_MIN_COLS;
 }

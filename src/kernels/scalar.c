@@ -1189,6 +1189,8 @@ void kura_kernels_fill_scalar(struct kura_type_traits table[KURA_TYPE__COUNT])
           gemm_f16_scalar);
     ENTRY(KURA_TYPE_BF16, to_float_bf16, from_float_bf16, KURA_TYPE_BF16,
           vec_dot_bf16_bf16_scalar, gemm_bf16_scalar);
+    /* one float column follows the reference engine's single-row order (see DEFINE_GEMM_FLOAT) */
+    table[KURA_TYPE_F32].uniform_cols = table[KURA_TYPE_F16].uniform_cols = 2;
     ENTRY(KURA_TYPE_Q4_0, to_float_q4_0, from_float_q4_0, KURA_TYPE_Q8_0,
           vec_dot_q4_0_q8_0_scalar, gemm_q4_0_scalar);
     ENTRY(KURA_TYPE_Q4_1, to_float_q4_1, from_float_q4_1, KURA_TYPE_Q8_1,

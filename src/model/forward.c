@@ -13,6 +13,8 @@
 #include "model/fwd_simd.h"
 #include "model/model_int.h"
 
+#define DUP_COLS 4  /* most columns a batch-invariant product is padded to (uniform_cols) */
+#define MM_MAX 3    /* products in one dispatched group */
 #define N_QCACHE 4 /* distinct activation types one normalized input can be quantized to */
 
 struct qcache {
@@ -42,7 +44,7 @@ struct kura_ctx {
     uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
     bool batch_invariant; /* see kura_ctx_set_batch_invariant */
-    float *dup_y;         /* (MM_MAX, 2, dup_width): one-column products run as two columns */
+    float *dup_y;         /* (MM_MAX, DUP_COLS, dup_width): padded products' outputs */
     size_t dup_width;
 };
 
@@ -68,8 +70,8 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
         free(c);
         return e;
     }
-    /* at least two rows: the batch-invariant mode runs a one-row product as two rows */
-    size_t nb = n_batch < 2 ? 2 : (size_t)n_batch;
+    /* at least DUP_COLS rows: the batch-invariant mode pads short products to that many */
+    size_t nb = n_batch < DUP_COLS ? DUP_COLS : (size_t)n_batch;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     size_t wmax = (size_t)hp->n_embd;
     if ((size_t)hp->n_ff > wmax)
@@ -93,7 +95,7 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     if (kv_dim > ymax)
         ymax = kv_dim;
     c->dup_width = ymax;
-    c->dup_y = falloc(3 * 2 * ymax);
+    c->dup_y = falloc((size_t)MM_MAX * DUP_COLS * ymax);
     /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
     c->xq_cap = nb * (wmax * 4 + 64);
     bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
@@ -301,7 +303,6 @@ struct mm_spec {
     size_t y_stride;
 };
 
-#define MM_MAX 3
 _Static_assert(N_QCACHE >= MM_MAX, "a group may need one quantized input per product");
 
 struct mm_multi {
@@ -342,16 +343,20 @@ static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, in
             .y_stride = sp[k].y_stride,
             .bias = sp[k].bias && sp[k].bias->t ? sp[k].bias->t->data : NULL,
         };
-        /* The float kernels sum a single column in the reference engine's one-row order, which
-         * differs from their batch order: in batch-invariant mode a one-column product runs as
-         * two copies of the column, so its result is the same as inside any larger batch. */
-        dup[k] = c->batch_invariant && n_tok == 1 &&
-                 (t->type == KURA_TYPE_F32 || t->type == KURA_TYPE_F16 ||
-                  t->type == KURA_TYPE_BF16);
+        /* Below tr->uniform_cols columns a kernel may sum in another order (the float types'
+         * reference single-row order, Q6_K's row-dot path): in batch-invariant mode such a
+         * product runs on copies of its columns up to that count, so its result is the same
+         * as inside any larger batch. */
+        int ucols = c->batch_invariant ? tr->uniform_cols : 0;
+        if (ucols > DUP_COLS) /* a kernel asking for more breaks the tests, not memory */
+            ucols = DUP_COLS;
+        dup[k] = n_tok < ucols;
         if (dup[k]) {
-            memcpy(c->xq[slot] + j->xq_row_bytes, c->xq[slot], j->xq_row_bytes);
-            j->n_tok = 2;
-            j->y = c->dup_y + (size_t)k * 2 * c->dup_width;
+            for (int32_t t2 = n_tok; t2 < ucols; t2++)
+                memcpy(c->xq[slot] + (size_t)t2 * j->xq_row_bytes, c->xq[slot],
+                       j->xq_row_bytes);
+            j->n_tok = ucols;
+            j->y = c->dup_y + (size_t)k * DUP_COLS * c->dup_width;
             j->y_stride = (size_t)j->n_out;
         }
         work += (double)j->n_in * (double)j->n_out * n_tok;
@@ -360,7 +365,10 @@ static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, in
     kura_pool_run(work < 65536.0 ? NULL : c->pool, mm_multi_worker, &mm);
     for (int k = 0; k < n; k++)
         if (dup[k])
-            memcpy(sp[k].y, mm.j[k].y, (size_t)mm.j[k].n_out * sizeof(float));
+            for (int32_t t2 = 0; t2 < n_tok; t2++)
+                memcpy(sp[k].y + (size_t)t2 * sp[k].y_stride,
+                       mm.j[k].y + (size_t)t2 * mm.j[k].y_stride,
+                       (size_t)mm.j[k].n_out * sizeof(float));
 }
 
 static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct kura_weight *bias,

@@ -2,9 +2,9 @@
  * one (row, column) pair must be bit-identical whatever the number of rows and columns in the
  * call and wherever the pair sits in it. The continuous-batching server relies on this: a
  * request's greedy output must not depend on which other requests share its decode step.
- * Exception stated in kernels.h: the float types (F32/F16/BF16) follow the reference engine's
- * single-row order when nc == 1, so for them only nc >= 2 is compared (the batch-invariant
- * mode of the forward pass never calls them with one column). */
+ * As kernels.h states, this holds from the kernel's uniform_cols columns on (fewer may take
+ * another path, e.g. the float types' reference single-row order); the batch-invariant mode
+ * of the forward pass pads such calls, so shapes below uniform_cols are not compared. */
 #include <string.h>
 
 #include "kernel_util.h"
@@ -40,26 +40,28 @@ int main(void)
                 tr->quantize(wf + (size_t)i * N, w + (size_t)i * wrb, N);
             for (int c = 0; c < NC; c++)
                 ta->from_float(af + (size_t)c * N, a + (size_t)c * arb, N);
-            /* reference: every (row, column) alone, as a two-column call of the column twice */
-            bool float_type = tr->type == KURA_TYPE_F32 || tr->type == KURA_TYPE_F16 ||
-                              tr->type == KURA_TYPE_BF16;
-            uint8_t *pair = xmalloc(2 * arb);
+            /* reference: every (row, column) alone, padded to uniform_cols copies as the
+             * forward pass does */
+            int uc = tr->uniform_cols > 1 ? tr->uniform_cols : 1;
+            CHECKF(uc <= 4, "%s: uniform_cols %d over the forward pass's padding limit",
+                   kura_type_name(tr->type), uc);
+            uint8_t *pad = xmalloc((size_t)uc * arb);
             for (int i = 0; i < NR; i++)
                 for (int c = 0; c < NC; c++) {
-                    float two[2];
-                    memcpy(pair, a + (size_t)c * arb, arb);
-                    memcpy(pair + arb, a + (size_t)c * arb, arb);
-                    tr->gemm(N, 1, 2, w + (size_t)i * wrb, wrb, pair, arb, two, 1);
-                    ref[(size_t)c * NR + i] = two[0];
+                    float o[4];
+                    for (int k = 0; k < uc; k++)
+                        memcpy(pad + (size_t)k * arb, a + (size_t)c * arb, arb);
+                    tr->gemm(N, 1, uc, w + (size_t)i * wrb, wrb, pad, arb, o, 1);
+                    ref[(size_t)c * NR + i] = o[0];
                 }
-            free(pair);
+            free(pad);
             int bad = 0;
             /* all sub-rectangles [r0, r0+nr) x [c0, c0+nc) from a spread of shapes */
             static const int shapes[][2] = {{NR, NC}, {1, NC}, {NR, 1}, {3, 5}, {8, 8},
                                             {5, 17}, {16, 2}, {7, 9}, {4, 4}, {2, 21}};
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                 int nr = shapes[si][0], nc = shapes[si][1];
-                if (nc == 1 && float_type)
+                if (nc < uc)
                     continue;
                 for (int r0 = 0; r0 + nr <= NR; r0 += nr == NR ? 1 : 3)
                     for (int c0 = 0; c0 + nc <= NC; c0 += nc == NC ? 1 : 4) {
