@@ -1,8 +1,9 @@
 /* Micro benchmark of the compute kernels (not a test): for each type and each ISA the CPU
  * supports, the weight bytes per second streamed by vec_dot over a matrix (decode: one
  * activation column) and by gemm (prefill: 16 columns), for a matrix that fits in L2 and one
- * that does not.
- *   usage: kernels_bench [MiB of the large matrix, default 256] */
+ * that does not; and the multiply-adds per second of a prefill-sized gemm (128 columns over a
+ * 1024-row matrix).
+ *   usage: kernels_bench [MiB of the large matrix, default 256] [type name, e.g. q8_0] */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,26 +68,29 @@ static double time_gemm(const struct kura_type_traits *t, int64_t n, int64_t nr,
 int main(int argc, char **argv)
 {
     int64_t big_mib = argc > 1 ? strtoll(argv[1], NULL, 10) : 256;
+    const char *only = argc > 2 ? argv[2] : NULL;
     if (big_mib < 1 || big_mib > 8192) {
-        fprintf(stderr, "usage: kernels_bench [MiB 1..8192]\n");
+        fprintf(stderr, "usage: kernels_bench [MiB 1..8192] [type]\n");
         return 2;
     }
     kura_kernels_init();
-    const int64_t n = 4096, nc = 16;
+    const int64_t n = 4096, nc = 16, nc_big = 128, nr_mid = 1024;
     printf("GB/s of weight bytes; decode = vec_dot per row, prefill = gemm with %" PRId64
            " columns\n",
            nc);
-    printf("%-6s %-7s %12s %12s %12s %12s\n", "type", "isa", "L2 decode", "RAM decode",
-           "L2 prefill", "RAM prefill");
+    printf("%-6s %-7s %12s %12s %12s %12s %14s\n", "type", "isa", "L2 decode", "RAM decode",
+           "L2 prefill", "RAM prefill", "GMAC/s gemm128");
     for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++) {
         const struct kura_type_traits *t0 = kura_type_traits_isa(TYPES[k], KURA_ISA_SCALAR);
+        if (only && strcmp(only, kura_type_name(TYPES[k])) != 0)
+            continue;
         const struct kura_type_traits *ta = kura_type_traits_isa(t0->vec_dot_type,
                                                                  KURA_ISA_SCALAR);
         size_t rb = kura_row_bytes(TYPES[k], n), yb = kura_row_bytes(ta->type, n);
         int64_t nr_small = (int64_t)((512u << 10) / rb) & ~15;
         int64_t nr_big = (int64_t)(((size_t)big_mib << 20) / rb) & ~15;
-        char *x = malloc(rb * (size_t)nr_big), *y = malloc(yb * (size_t)nc);
-        float *f = malloc(sizeof(float) * (size_t)n), *out = malloc(sizeof(float) * (size_t)(nr_big * nc));
+        char *x = malloc(rb * (size_t)nr_big), *y = malloc(yb * (size_t)nc_big);
+        float *f = malloc(sizeof(float) * (size_t)n), *out = malloc(sizeof(float) * (size_t)(nr_big * nc + nr_mid * nc_big));
         if (!x || !y || !f || !out) {
             fprintf(stderr, "out of memory\n");
             return 1;
@@ -100,7 +104,7 @@ int main(int argc, char **argv)
             t0->from_float(f, x + (size_t)r * rb, n);
         for (int64_t r = 64; r < nr_big; r++) /* copies: quantizing 256 MiB would dominate */
             memcpy(x + (size_t)r * rb, x + (size_t)(r % 64) * rb, rb);
-        for (int64_t c = 0; c < nc; c++)
+        for (int64_t c = 0; c < nc_big; c++)
             ta->from_float(f, y + (size_t)c * yb, n);
         for (int isa = 0; isa < KURA_ISA__COUNT; isa++) {
             const struct kura_type_traits *t = kura_type_traits_isa(TYPES[k], (enum kura_isa)isa);
@@ -111,11 +115,15 @@ int main(int argc, char **argv)
             double d_big = time_vec_dot(t, n, nr_big, x, y, min_s);
             double g_small = time_gemm(t, n, nr_small, nc, x, y, out, min_s);
             double g_big = time_gemm(t, n, nr_big, nc, x, y, out, min_s);
-            printf("%-6s %-7s %12.2f %12.2f %12.2f %12.2f\n", kura_type_name(TYPES[k]),
+            double g_many = isa == KURA_ISA_SCALAR
+                                ? 0
+                                : time_gemm(t, n, nr_mid, nc_big, x, y, out, min_s);
+            printf("%-6s %-7s %12.2f %12.2f %12.2f %12.2f %14.2f\n", kura_type_name(TYPES[k]),
                    kura_isa_name((enum kura_isa)isa), (double)(rb * (size_t)nr_small) / d_small / 1e9,
                    (double)(rb * (size_t)nr_big) / d_big / 1e9,
                    (double)(rb * (size_t)nr_small) / g_small / 1e9,
-                   (double)(rb * (size_t)nr_big) / g_big / 1e9);
+                   (double)(rb * (size_t)nr_big) / g_big / 1e9,
+                   g_many > 0 ? (double)n * (double)nr_mid * (double)nc_big / g_many / 1e9 : 0.0);
             fflush(stdout);
         }
         free(x);

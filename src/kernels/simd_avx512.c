@@ -13,47 +13,113 @@ static inline float hsum512(__m512 v)
     return _mm512_reduce_add_ps(v);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* F32 / F16 in the scalar kernels' order (scalar.c): blocks of 64 elements into four 16-lane
+ * fma accumulators, reduced (0 + 2) + (1 + 3), hsum16, then the leftovers (F32: fma chain in
+ * float; F16: products rounded to float, summed in double). Bit-identical with scalar.       */
+
+/* hsum16 of scalar.c: 16 -> 8 lanes (i + 8), then hsum8. */
+static inline float hsum16_512(__m512 v)
+{
+    __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return hsum_ps(t);
+}
+
+static inline __m512 load_f16x16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
 static float vec_dot_f32_f32_avx512(int64_t n, const void *vx, const void *vy)
 {
     const float *x = vx, *y = vy;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
+    int64_t np = n & ~(int64_t)63, i = 0;
+    for (; i < np; i += 64) {
         a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
         a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
         a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
     }
-    for (; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a0);
-    }
-    return hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-static inline __m512 load_f16x16(__mmask16 m, const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+    float s = hsum16_512(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+    for (; i < n; i++)
+        s = fmaf(x[i], y[i], s);
+    return s;
 }
 
 static float vec_dot_f16_f16_avx512(int64_t n, const void *vx, const void *vy)
 {
     const uint16_t *x = vx, *y = vy;
-    const __mmask16 all = 0xffff;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(load_f16x16(all, x + i), load_f16x16(all, y + i), a0);
-        a1 = _mm512_fmadd_ps(load_f16x16(all, x + i + 16), load_f16x16(all, y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(load_f16x16(all, x + i + 32), load_f16x16(all, y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(load_f16x16(all, x + i + 48), load_f16x16(all, y + i + 48), a3);
+    int64_t np = n & ~(int64_t)63, i = 0;
+    for (; i < np; i += 64) {
+        a0 = _mm512_fmadd_ps(load_f16x16(x + i), load_f16x16(y + i), a0);
+        a1 = _mm512_fmadd_ps(load_f16x16(x + i + 16), load_f16x16(y + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_f16x16(x + i + 32), load_f16x16(y + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_f16x16(x + i + 48), load_f16x16(y + i + 48), a3);
     }
-    for (; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? all : (__mmask16)((1u << (n - i)) - 1);
-        a0 = _mm512_fmadd_ps(load_f16x16(m, x + i), load_f16x16(m, y + i), a0);
-    }
-    return hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    double s = hsum16_512(_mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3)));
+    for (; i < n; i++)
+        s += (double)(h2f(x[i]) * h2f(y[i]));
+    return (float)s;
 }
+
+/* Batched float products (two or more columns, n a multiple of 16): one 16-lane fma chain per
+ * output and one hsum16, as scalar.c's dot_chain16; a 4 x 4 tile of outputs shares the loads. */
+#define F_RT 4
+#define F_CT 4
+#define DEFINE_FLOAT_TILE(T, elem_t, LOAD)                                                        \
+    static inline __attribute__((always_inline)) void ftile_##T(                               \
+        int64_t n, int rr, int cc, const char *x, size_t xrb, const char *y, size_t yrb,        \
+        float *out, size_t ors)                                                                 \
+    {                                                                                           \
+        __m512 acc[F_RT][F_CT];                                                                 \
+        for (int r = 0; r < rr; r++)                                                            \
+            for (int c = 0; c < cc; c++)                                                        \
+                acc[r][c] = _mm512_setzero_ps();                                                \
+        for (int64_t i = 0; i < n; i += 16) {                                                   \
+            __m512 xv[F_RT], yv[F_CT];                                                          \
+            for (int r = 0; r < rr; r++)                                                        \
+                xv[r] = LOAD((const elem_t *)(x + (size_t)r * xrb) + i);                         \
+            for (int c = 0; c < cc; c++)                                                        \
+                yv[c] = LOAD((const elem_t *)(y + (size_t)c * yrb) + i);                         \
+            for (int r = 0; r < rr; r++)                                                        \
+                for (int c = 0; c < cc; c++)                                                    \
+                    acc[r][c] = _mm512_fmadd_ps(xv[r], yv[c], acc[r][c]);                       \
+        }                                                                                       \
+        for (int r = 0; r < rr; r++)                                                            \
+            for (int c = 0; c < cc; c++)                                                        \
+                out[(size_t)c * ors + (size_t)r] = hsum16_512(acc[r][c]);                       \
+    }                                                                                           \
+    static void gemm512_##T(int64_t n, int64_t nr, int64_t nc, const void *x,            \
+                                  size_t xrb, const void *y, size_t yrb, float *out,            \
+                                  size_t ors)                                                   \
+    {                                                                                           \
+        if (nc < 2 || n % 16) {                                                                 \
+            for (int64_t c = 0; c < nc; c++)                                                    \
+                for (int64_t r = 0; r < nr; r++)                                                \
+                    out[(size_t)c * ors + (size_t)r] = vec_dot_##T##_##T##_avx512(              \
+                        n, (const char *)x + (size_t)r * xrb, (const char *)y + (size_t)c * yrb); \
+            return;                                                                             \
+        }                                                                                       \
+        for (int64_t r0 = 0; r0 < nr; r0 += F_RT) {                                             \
+            int rr = nr - r0 < F_RT ? (int)(nr - r0) : F_RT;                                    \
+            for (int64_t c0 = 0; c0 < nc; c0 += F_CT) {                                         \
+                int cc = nc - c0 < F_CT ? (int)(nc - c0) : F_CT;                                \
+                const char *xp = (const char *)x + (size_t)r0 * xrb;                            \
+                const char *yp = (const char *)y + (size_t)c0 * yrb;                            \
+                float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
+                if (rr == F_RT && cc == F_CT)                                                   \
+                    ftile_##T(n, F_RT, F_CT, xp, xrb, yp, yrb, op, ors);                        \
+                else                                                                            \
+                    ftile_##T(n, rr, cc, xp, xrb, yp, yrb, op, ors);                            \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+DEFINE_FLOAT_TILE(f32, float, _mm512_loadu_ps)
+DEFINE_FLOAT_TILE(f16, uint16_t, load_f16x16)
 
 /* vdpbf16ps: products of bf16 pairs accumulated in float (the pair sum is rounded once more
  * than an fma chain; well within BF16's own precision). */
@@ -76,100 +142,157 @@ static float vec_dot_bf16_bf16_avx512(int64_t n, const void *vx, const void *vy)
     return hsum512(_mm512_add_ps(a0, a1));
 }
 
-/* Two 32-blocks per 512-bit vector for the most common legacy types (decode is bound by the
- * per-block overhead otherwise): [d_x0 d_y0 x8 | d_x1 d_y1 x8] as floats. */
-static inline __m512 scales2(uint16_t dx0, uint16_t dx1, uint16_t dy0, uint16_t dy1)
+/* ------------------------------------------------------------------------------------------ */
+/* Legacy quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with VNNI, in the scalar kernels' float order:
+ * per output one 8-lane float chain, lane l = fma(dx * dy, int dot of elements 4l..4l+3, lane),
+ * one chain step per 32-block, hsum8 at the end (plus the m * s sum for Q4_1 / Q5_1). The
+ * integer dot of a block is one vpdpbusd: for the signed weights (Q4_0, Q5_0, Q8_0) the Q8_0
+ * activations are offset to unsigned (q + 128, a byte xor) and the accumulator starts at
+ * -128 * (sum of each 4 weights), so the sum is exact for every int8 weight; the unsigned
+ * weights of Q4_1 / Q5_1 meet the signed activations directly. A tile of LRT weight rows x
+ * LCT activation columns shares each unpacked weight block and each activation block; each
+ * output keeps its own chain, so the result is bit-identical with scalar.c.            */
+
+#define LRT 4 /* rows x columns of the prefill tile; decode (one column) takes 8 rows */
+#define LCT 4
+
+static inline __m256i lq_q8_0(const struct blk_q8_0 *b)
 {
-    __m128i h = _mm_cvtsi32_si128((int)((uint32_t)dx0 | (uint32_t)dx1 << 16));
-    h = _mm_insert_epi32(h, (int)((uint32_t)dy0 | (uint32_t)dy1 << 16), 1);
-    __m128 f = _mm_cvtph_ps(h); /* dx0 dx1 dy0 dy1 */
-    __m128 p = _mm_mul_ps(f, _mm_movehl_ps(f, f));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                                 _mm512_castps128_ps512(p));
+    return load256(b->qs);
+}
+static inline __m256i lq_q4_0(const struct blk_q4_0 *b)
+{
+    return _mm256_sub_epi8(nibbles_32(b->qs), _mm256_set1_epi8(8));
+}
+static inline __m256i lq_q5_0(const struct blk_q5_0 *b)
+{
+    __m256i q = _mm256_or_si256(nibbles_32(b->qs), bits_to_0x10(load_u32(b->qh)));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+static inline __m256i lq_q4_1(const struct blk_q4_1 *b)
+{
+    return nibbles_32(b->qs);
+}
+static inline __m256i lq_q5_1(const struct blk_q5_1 *b)
+{
+    return _mm256_or_si256(nibbles_32(b->qs), bits_to_0x10(load_u32(b->qh)));
 }
 
-/* signed x signed bytes without vpsignb (absent in AVX-512): |a| and b negated where a < 0 */
-static inline __m512i dot_s8s8_512(__m512i a, __m512i b)
-{
-    __m512i bs = _mm512_mask_sub_epi8(b, _mm512_movepi8_mask(a), _mm512_setzero_si512(), b);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(a), bs);
-}
-
-static inline __m512i load_y2(const struct blk_q8_0 *y)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(y[0].qs)), load256(y[1].qs), 1);
-}
-
-static float vec_dot_q4_0_q8_0_avx512(int64_t n, const void *vx, const void *vy)
-{
-    const struct blk_q4_0 *x = vx;
-    const struct blk_q8_0 *y = vy;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int64_t nb = n / QK, i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        for (int k = 0; k < 4; k += 2) {
-            __m256i u = _mm256_loadu2_m128i((const __m128i *)x[i + k + 1].qs,
-                                            (const __m128i *)x[i + k].qs);
-            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(u), _mm256_srli_epi16(u, 4), 1);
-            z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* lo0 hi0 lo1 hi1 */
-            z = _mm512_sub_epi8(_mm512_and_si512(z, _mm512_set1_epi8(15)), _mm512_set1_epi8(8));
-            __m512 f = _mm512_cvtepi32_ps(dot_s8s8_512(z, load_y2(y + i + k)));
-            __m512 d = scales2(x[i + k].d, x[i + k + 1].d, y[i + k].d, y[i + k + 1].d);
-            if (k == 0)
-                a0 = _mm512_fmadd_ps(f, d, a0);
-            else
-                a1 = _mm512_fmadd_ps(f, d, a1);
-        }
+/* SYM: signed weights (offset activations); else unsigned weights with an m * s term. */
+#define DEFINE_LEGACY512(T, XBLK, YBLK, SYM, LQ, GET_M, GET_S)                                    \
+    static inline __attribute__((always_inline)) void ltile_##T(                               \
+        int64_t nb, int rt, int ct, const char *x, size_t xrb, const char *y, size_t yrb,       \
+        float *out, size_t ors)                                                                 \
+    {                                                                                           \
+        __m256 acc[2 * LRT][LCT];                                                               \
+        __m128 summs[2 * LRT];                                                                  \
+        for (int r = 0; r < rt; r++) {                                                          \
+            summs[r] = _mm_setzero_ps();                                                        \
+            for (int c = 0; c < ct; c++)                                                        \
+                acc[r][c] = _mm256_setzero_ps();                                                \
+        }                                                                                       \
+        const __m256i zero = _mm256_setzero_si256();                                            \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            __m256i yq[LCT];                                                                    \
+            float dy[LCT] = {0}, sy[LCT] = {0};                                                 \
+            for (int c = 0; c < ct; c++) {                                                      \
+                const YBLK *yb = (const YBLK *)(y + (size_t)c * yrb) + i;                        \
+                yq[c] = load256(yb->qs);                                                        \
+                if (SYM)                                                                        \
+                    yq[c] = _mm256_xor_si256(yq[c], _mm256_set1_epi8(-128));                    \
+                dy[c] = h2f(yb->d);                                                             \
+                if (!SYM)                                                                       \
+                    sy[c] = GET_S(yb);                                                          \
+            }                                                                                   \
+            /* from registers: a vector load of the just-stored floats would stall */          \
+            __m128 dyv = _mm_setr_ps(dy[0], dy[1], dy[2], dy[3]);                               \
+            __m128 syv = _mm_setr_ps(sy[0], sy[1], sy[2], sy[3]);                               \
+            (void)syv;                                                                          \
+            for (int r = 0; r < rt; r++) {                                                      \
+                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
+                __m256i q = LQ(xb), base = zero;                                                \
+                if (SYM)                                                                        \
+                    base = _mm256_sub_epi32(                                                    \
+                        zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), q));            \
+                __m256 p = _mm256_castps128_ps256(_mm_mul_ps(_mm_set1_ps(h2f(xb->d)), dyv));    \
+                for (int c = 0; c < ct; c++) {                                                  \
+                    __m256i s = SYM ? _mm256_dpbusd_epi32(base, yq[c], q)                       \
+                                    : _mm256_dpbusd_epi32(zero, q, yq[c]);                      \
+                    __m256 d = _mm256_permutexvar_ps(_mm256_set1_epi32(c), p);                  \
+                    acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[r][c]);           \
+                }                                                                               \
+                if (!SYM)                                                                       \
+                    summs[r] = _mm_add_ps(summs[r], _mm_mul_ps(_mm_set1_ps(GET_M(xb)), syv));   \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < rt; r++) {                                                          \
+            float sm[4];                                                                        \
+            _mm_storeu_ps(sm, summs[r]);                                                        \
+            for (int c = 0; c < ct; c++)                                                        \
+                out[(size_t)c * ors + (size_t)r] = SYM ? hsum_ps(acc[r][c])                     \
+                                                       : hsum_ps(acc[r][c]) + sm[c];            \
+        }                                                                                       \
+    }                                                                                           \
+    static float vec_dot512_##T(int64_t n, const void *x, const void *y)                  \
+    {                                                                                           \
+        float out;                                                                              \
+        ltile_##T(n / QK, 1, 1, x, 0, y, 0, &out, 1);                                           \
+        return out;                                                                             \
+    }                                                                                           \
+    static void gemm512_##T(int64_t n, int64_t nr, int64_t nc, const void *vx, size_t xrb,      \
+                            const void *vy, size_t yrb, float *out, size_t ors)                 \
+    {                                                                                           \
+        const char *x = vx, *y = vy;                                                            \
+        int64_t nb = n / QK, r0 = 0;                                                            \
+        if (nc == 1) { /* decode: more rows in flight */                                        \
+            for (; r0 + 2 * LRT <= nr; r0 += 2 * LRT)                                           \
+                ltile_##T(nb, 2 * LRT, 1, x + (size_t)r0 * xrb, xrb, y, yrb, out + r0, ors);    \
+            for (; r0 < nr; r0++)                                                               \
+                ltile_##T(nb, 1, 1, x + (size_t)r0 * xrb, xrb, y, yrb, out + r0, ors);          \
+            return;                                                                             \
+        }                                                                                       \
+        for (; r0 < nr; r0 += LRT) {                                                            \
+            int rt = nr - r0 < LRT ? (int)(nr - r0) : LRT;                                      \
+            for (int64_t c0 = 0; c0 < nc; c0 += LCT) {                                          \
+                int ct = nc - c0 < LCT ? (int)(nc - c0) : LCT;                                  \
+                const char *xp = x + (size_t)r0 * xrb, *yp = y + (size_t)c0 * yrb;              \
+                float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
+                if (rt == LRT && ct == LCT)                                                     \
+                    ltile_##T(nb, LRT, LCT, xp, xrb, yp, yrb, op, ors);                         \
+                else                                                                            \
+                    ltile_##T(nb, rt, ct, xp, xrb, yp, yrb, op, ors);                           \
+            }                                                                                   \
+        }                                                                                       \
     }
-    __m256 acc = _mm256_setzero_ps();
-    float accs = 0;
-    struct unp_sym u;
-    for (; i < nb; i++) {
-        unpack_q4_0(&x[i], &u);
-        dot_sym_q8_0(&u, &y[i], &acc, &accs);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum_ps(acc);
-}
 
-static float vec_dot_q8_0_q8_0_avx512(int64_t n, const void *vx, const void *vy)
-{
-    const struct blk_q8_0 *x = vx;
-    const struct blk_q8_0 *y = vy;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int64_t nb = n / QK, i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        for (int k = 0; k < 4; k += 2) {
-            __m512 f = _mm512_cvtepi32_ps(dot_s8s8_512(load_y2(x + i + k), load_y2(y + i + k)));
-            __m512 d = scales2(x[i + k].d, x[i + k + 1].d, y[i + k].d, y[i + k + 1].d);
-            if (k == 0)
-                a0 = _mm512_fmadd_ps(f, d, a0);
-            else
-                a1 = _mm512_fmadd_ps(f, d, a1);
-        }
-    }
-    __m256 acc = _mm256_setzero_ps();
-    float accs = 0;
-    struct unp_sym u;
-    for (; i < nb; i++) {
-        unpack_q8_0(&x[i], &u);
-        dot_sym_q8_0(&u, &y[i], &acc, &accs);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum_ps(acc);
-}
+#define NO_M(b) 0.0f
+#define NO_S(b) 0.0f
+#define GET_M(b) h2f((b)->m)
+#define GET_S(b) h2f((b)->s)
+DEFINE_LEGACY512(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
+DEFINE_LEGACY512(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
+DEFINE_LEGACY512(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
+DEFINE_LEGACY512(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
+DEFINE_LEGACY512(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
 
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f32_avx512, vec_dot_f32_f32_avx512)
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f16_avx512, vec_dot_f16_f16_avx512)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx512, vec_dot_bf16_bf16_avx512)
 
 void kura_kernels_fill_avx512(struct kura_type_traits table[KURA_TYPE__COUNT])
 {
     fill_common_avx512(table);
-    table[KURA_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0_avx512;
-    table[KURA_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0_avx512;
+#define SET_LEGACY(T, name)                                                                       \
+    table[T].vec_dot = vec_dot512_##name;                                                  \
+    table[T].gemm = gemm512_##name
+    SET_LEGACY(KURA_TYPE_Q4_0, q4_0);
+    SET_LEGACY(KURA_TYPE_Q4_1, q4_1);
+    SET_LEGACY(KURA_TYPE_Q5_0, q5_0);
+    SET_LEGACY(KURA_TYPE_Q5_1, q5_1);
+    SET_LEGACY(KURA_TYPE_Q8_0, q8_0);
+#undef SET_LEGACY
     table[KURA_TYPE_F32].vec_dot = vec_dot_f32_f32_avx512;
-    table[KURA_TYPE_F32].gemm = gemm_f32_avx512;
+    table[KURA_TYPE_F32].gemm = gemm512_f32;
     table[KURA_TYPE_F16].vec_dot = vec_dot_f16_f16_avx512;
-    table[KURA_TYPE_F16].gemm = gemm_f16_avx512;
+    table[KURA_TYPE_F16].gemm = gemm512_f16;
     table[KURA_TYPE_BF16].vec_dot = vec_dot_bf16_bf16_avx512;
     table[KURA_TYPE_BF16].gemm = gemm_bf16_avx512;
 }
