@@ -202,7 +202,7 @@ static inline __m256i lq_q5_1(const struct blk_q5_1 *b)
                     yq[c] = _mm256_xor_si256(yq[c], _mm256_set1_epi8(-128));                    \
                 dy[c] = h2f(yb->d);                                                             \
                 if (!SYM)                                                                       \
-                    sy[c] = GET_S(yb);                                                          \
+                    sy[c] = h2f(GET_S(yb));                                                          \
             }                                                                                   \
             /* from registers: a vector load of the just-stored floats would stall */          \
             __m128 dyv = _mm_setr_ps(dy[0], dy[1], dy[2], dy[3]);                               \
@@ -222,7 +222,7 @@ static inline __m256i lq_q5_1(const struct blk_q5_1 *b)
                     acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[r][c]);           \
                 }                                                                               \
                 if (!SYM)                                                                       \
-                    summs[r] = _mm_add_ps(summs[r], _mm_mul_ps(_mm_set1_ps(GET_M(xb)), syv));   \
+                    summs[r] = _mm_add_ps(summs[r], _mm_mul_ps(_mm_set1_ps(h2f(GET_M(xb))), syv));   \
             }                                                                                   \
         }                                                                                       \
         for (int r = 0; r < rt; r++) {                                                          \
@@ -238,42 +238,205 @@ static inline __m256i lq_q5_1(const struct blk_q5_1 *b)
         float out;                                                                              \
         ltile_##T(n / QK, 1, 1, x, 0, y, 0, &out, 1);                                           \
         return out;                                                                             \
+    }
+
+/* 512-bit tiles of the same arithmetic. Prefill: a zmm holds two activation columns (the
+ * 8-lane chains of (r, c) and (r, c + 1)); the weight block is broadcast to both halves.
+ * Decode (one column): a zmm holds two weight rows against the broadcast activation block. */
+#define ZRT 5 /* prefill tile: ZRT rows x 2 ZCP columns */
+#define ZCP 3
+#define ZRP 4 /* decode tile: ZRP row pairs */
+#define ZPF 320 /* decode: prefetch distance in bytes along each weight row */
+
+/* 8 halves (packed 4 per u64) -> 8 floats */
+static inline __m256 halves8(uint64_t lo, uint64_t hi)
+{
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)hi, (long long)lo));
+}
+static inline void pack_half(uint64_t *lo, uint64_t *hi, int k, uint16_t h)
+{
+    if (k < 4)
+        *lo |= (uint64_t)h << (16 * k);
+    else
+        *hi |= (uint64_t)h << (16 * (k - 4));
+}
+/* lanes 0-7 = v[k], lanes 8-15 = v[k + 1] */
+static inline __m512 pair_bcast(__m256 v, int k)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(k)),
+                                 _mm512_castps256_ps512(v));
+}
+static inline __m512i pair256(__m256i a, __m256i b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+static inline float hsum_lo(__m512 v)
+{
+    return hsum_ps(_mm512_castps512_ps256(v));
+}
+static inline float hsum_hi(__m512 v)
+{
+    return hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+#define DEFINE_LEGACY512_Z(T, XBLK, YBLK, SYM, LQ, GET_M, GET_S)                                  \
+    static inline __attribute__((always_inline)) void zcols_##T(                               \
+        int64_t nb, int rt, int cp, const char *x, size_t xrb, const char *y, size_t yrb,       \
+        float *out, size_t ors)                                                                 \
+    {                                                                                           \
+        __m512 acc[ZRT][ZCP];                                                                   \
+        __m256 summs[ZRT];                                                                      \
+        for (int r = 0; r < rt; r++) {                                                          \
+            summs[r] = _mm256_setzero_ps();                                                     \
+            for (int p = 0; p < cp; p++)                                                        \
+                acc[r][p] = _mm512_setzero_ps();                                                \
+        }                                                                                       \
+        const __m512i zero = _mm512_setzero_si512();                                            \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            __m512i yq[ZCP];                                                                    \
+            uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
+            for (int p = 0; p < cp; p++) {                                                      \
+                const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                  \
+                const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;              \
+                __m512i v = pair256(load256(y0->qs), load256(y1->qs));                          \
+                yq[p] = SYM ? _mm512_xor_si512(v, _mm512_set1_epi8(-128)) : v;                  \
+                pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
+                pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
+                if (!SYM) {                                                                     \
+                    pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
+                    pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
+                }                                                                               \
+            }                                                                                   \
+            __m256 dyall = halves8(dlo, dhi), syall = halves8(slo, shi);                        \
+            (void)syall;                                                                        \
+            __m512 dy[ZCP];                                                                     \
+            for (int p = 0; p < cp; p++)                                                        \
+                dy[p] = pair_bcast(dyall, 2 * p);                                               \
+            for (int r = 0; r < rt; r++) {                                                      \
+                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
+                __m512i q = _mm512_broadcast_i64x4(LQ(xb)), base = zero;                        \
+                if (SYM)                                                                        \
+                    base = _mm512_sub_epi32(                                                    \
+                        zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), q));            \
+                __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
+                for (int p = 0; p < cp; p++) {                                                  \
+                    __m512i s = SYM ? _mm512_dpbusd_epi32(base, yq[p], q)                       \
+                                    : _mm512_dpbusd_epi32(zero, q, yq[p]);                      \
+                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[p]),                       \
+                                                _mm512_cvtepi32_ps(s), acc[r][p]);              \
+                }                                                                               \
+                if (!SYM)                                                                       \
+                    summs[r] = _mm256_add_ps(summs[r],                                          \
+                                             _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), syall)); \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < rt; r++) {                                                          \
+            float sm[8];                                                                        \
+            _mm256_storeu_ps(sm, summs[r]);                                                     \
+            for (int p = 0; p < cp; p++) {                                                      \
+                float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);                         \
+                out[(size_t)(2 * p) * ors + (size_t)r] = SYM ? lo : lo + sm[2 * p];             \
+                out[(size_t)(2 * p + 1) * ors + (size_t)r] = SYM ? hi : hi + sm[2 * p + 1];     \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    static inline __attribute__((always_inline)) void zrows_##T(                               \
+        int64_t nb, int rp, const char *x, size_t xrb, const char *y, float *out)               \
+    {                                                                                           \
+        __m512 acc[ZRP];                                                                        \
+        __m256 summs = _mm256_setzero_ps();                                                     \
+        for (int p = 0; p < rp; p++)                                                            \
+            acc[p] = _mm512_setzero_ps();                                                       \
+        const __m512i zero = _mm512_setzero_si512();                                            \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            const YBLK *yb = (const YBLK *)y + i;                                               \
+            __m512i yq = _mm512_broadcast_i64x4(load256(yb->qs));                               \
+            if (SYM)                                                                            \
+                yq = _mm512_xor_si512(yq, _mm512_set1_epi8(-128));                              \
+            uint64_t dlo = 0, dhi = 0, mlo = 0, mhi = 0;                                        \
+            for (int r = 0; r < 2 * rp; r++) {                                                  \
+                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
+                _mm_prefetch((const char *)xb + ZPF, _MM_HINT_T0);                              \
+                pack_half(&dlo, &dhi, r, xb->d);                                                \
+                if (!SYM)                                                                       \
+                    pack_half(&mlo, &mhi, r, GET_M(xb));                                        \
+            }                                                                                   \
+            __m256 sc = _mm256_mul_ps(halves8(dlo, dhi), _mm256_set1_ps(h2f(yb->d)));           \
+            if (!SYM)                                                                           \
+                summs = _mm256_add_ps(summs, _mm256_mul_ps(halves8(mlo, mhi),                   \
+                                                           _mm256_set1_ps(h2f(GET_S(yb)))));    \
+            for (int p = 0; p < rp; p++) {                                                      \
+                const XBLK *x0 = (const XBLK *)(x + (size_t)(2 * p) * xrb) + i;                  \
+                const XBLK *x1 = (const XBLK *)(x + (size_t)(2 * p + 1) * xrb) + i;              \
+                __m512i q = pair256(LQ(x0), LQ(x1)), s;                                         \
+                if (SYM) {                                                                      \
+                    __m512i base = _mm512_sub_epi32(                                            \
+                        zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), q));            \
+                    s = _mm512_dpbusd_epi32(base, yq, q);                                       \
+                } else {                                                                        \
+                    s = _mm512_dpbusd_epi32(zero, q, yq);                                       \
+                }                                                                               \
+                acc[p] = _mm512_fmadd_ps(pair_bcast(sc, 2 * p), _mm512_cvtepi32_ps(s), acc[p]); \
+            }                                                                                   \
+        }                                                                                       \
+        float sm[8];                                                                            \
+        _mm256_storeu_ps(sm, summs);                                                            \
+        for (int p = 0; p < rp; p++) {                                                          \
+            float lo = hsum_lo(acc[p]), hi = hsum_hi(acc[p]);                                   \
+            out[2 * p] = SYM ? lo : lo + sm[2 * p];                                             \
+            out[2 * p + 1] = SYM ? hi : hi + sm[2 * p + 1];                                     \
+        }                                                                                       \
     }                                                                                           \
     static void gemm512_##T(int64_t n, int64_t nr, int64_t nc, const void *vx, size_t xrb,      \
                             const void *vy, size_t yrb, float *out, size_t ors)                 \
     {                                                                                           \
         const char *x = vx, *y = vy;                                                            \
         int64_t nb = n / QK, r0 = 0;                                                            \
-        if (nc == 1) { /* decode: more rows in flight */                                        \
-            for (; r0 + 2 * LRT <= nr; r0 += 2 * LRT)                                           \
-                ltile_##T(nb, 2 * LRT, 1, x + (size_t)r0 * xrb, xrb, y, yrb, out + r0, ors);    \
+        if (nc == 1) {                                                                          \
+            for (; r0 + 2 * ZRP <= nr; r0 += 2 * ZRP)                                           \
+                zrows_##T(nb, ZRP, x + (size_t)r0 * xrb, xrb, y, out + r0);                     \
+            for (; r0 + 2 <= nr; r0 += 2)                                                       \
+                zrows_##T(nb, 1, x + (size_t)r0 * xrb, xrb, y, out + r0);                       \
             for (; r0 < nr; r0++)                                                               \
                 ltile_##T(nb, 1, 1, x + (size_t)r0 * xrb, xrb, y, yrb, out + r0, ors);          \
             return;                                                                             \
         }                                                                                       \
-        for (; r0 < nr; r0 += LRT) {                                                            \
-            int rt = nr - r0 < LRT ? (int)(nr - r0) : LRT;                                      \
-            for (int64_t c0 = 0; c0 < nc; c0 += LCT) {                                          \
-                int ct = nc - c0 < LCT ? (int)(nc - c0) : LCT;                                  \
-                const char *xp = x + (size_t)r0 * xrb, *yp = y + (size_t)c0 * yrb;              \
+        for (; r0 < nr; r0 += ZRT) {                                                            \
+            int rt = nr - r0 < ZRT ? (int)(nr - r0) : ZRT;                                      \
+            const char *xp = x + (size_t)r0 * xrb;                                              \
+            int64_t c0 = 0;                                                                     \
+            for (; c0 + 2 * ZCP <= nc; c0 += 2 * ZCP) {                                         \
+                const char *yp = y + (size_t)c0 * yrb;                                          \
                 float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
-                if (rt == LRT && ct == LCT)                                                     \
-                    ltile_##T(nb, LRT, LCT, xp, xrb, yp, yrb, op, ors);                         \
+                if (rt == ZRT)                                                                  \
+                    zcols_##T(nb, ZRT, ZCP, xp, xrb, yp, yrb, op, ors);                         \
                 else                                                                            \
-                    ltile_##T(nb, rt, ct, xp, xrb, yp, yrb, op, ors);                           \
+                    zcols_##T(nb, rt, ZCP, xp, xrb, yp, yrb, op, ors);                          \
             }                                                                                   \
+            for (; c0 + 2 <= nc; c0 += 2)                                                       \
+                zcols_##T(nb, rt, 1, xp, xrb, y + (size_t)c0 * yrb, yrb,                        \
+                          out + (size_t)c0 * ors + (size_t)r0, ors);                            \
+            if (c0 < nc)                                                                        \
+                ltile_##T(nb, rt, 1, xp, xrb, y + (size_t)c0 * yrb, yrb,                        \
+                          out + (size_t)c0 * ors + (size_t)r0, ors);                            \
         }                                                                                       \
     }
 
-#define NO_M(b) 0.0f
-#define NO_S(b) 0.0f
-#define GET_M(b) h2f((b)->m)
-#define GET_S(b) h2f((b)->s)
+#define NO_M(b) ((void)(b), (uint16_t)0)
+#define NO_S(b) ((void)(b), (uint16_t)0)
+#define GET_M(b) ((b)->m)
+#define GET_S(b) ((b)->s)
 DEFINE_LEGACY512(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
 DEFINE_LEGACY512(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
 DEFINE_LEGACY512(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
 DEFINE_LEGACY512(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
+DEFINE_LEGACY512_Z(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
 DEFINE_LEGACY512(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
+DEFINE_LEGACY512_Z(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
 
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx512, vec_dot_bf16_bf16_avx512)
 

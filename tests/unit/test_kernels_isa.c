@@ -109,8 +109,8 @@ static void test_dots(enum kura_isa isa)
         }
         for (int li = 0; li < n_lens; li++) {
             int64_t n = lens[li];
-            /* up to 7 rows and 6 columns for gemm */
-            enum { NR = 7, NC = 6, STRIDE = 9 };
+            /* up to 9 rows and 8 columns for gemm (every tile shape and remainder) */
+            enum { NR = 9, NC = 8, STRIDE = 11 };
             size_t xrb = kura_row_bytes(t, n), yrb = kura_row_bytes(ys->type, n);
             char *qx = xmalloc(xrb * NR), *qy = xmalloc(yrb * NC);
             float *f = xmalloc(sizeof(float) * (size_t)n);
@@ -153,7 +153,7 @@ static void test_dots(enum kura_isa isa)
 
             /* gemm over several odd shapes */
             static const int shapes[][2] = {{1, 1}, {1, 6}, {7, 1}, {2, 4}, {4, 4}, {5, 3},
-                                            {7, 6}, {3, 5}};
+                                            {7, 6}, {3, 5}, {8, 1}, {9, 1}, {9, 8}, {4, 7}};
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 int nr = shapes[s][0], nc = shapes[s][1];
                 float out[NC * STRIDE];
