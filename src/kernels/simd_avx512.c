@@ -280,7 +280,51 @@ static inline float hsum_hi(__m512 v)
     return hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-#define DEFINE_LEGACY512_Z(T, XBLK, YBLK, SYM, LQ, GET_M, GET_S)                                  \
+/* The 512-bit tiles give every type the same integer form: u (unsigned bytes) from the weight
+ * block and the signed activations, sum(u * y) = sum(x * y) + K * sum(y) with x = u - K
+ * (K = 128 for Q8_0 via a xor, 8 for Q4_0, 16 for Q5_0, 0 for Q4_1 / Q5_1), so the dot
+ * accumulator starts at -K * (sum of each 4 activations): one base per activation block,
+ * shared by all the rows of the tile. */
+static inline __m256i lu_q8_0(const struct blk_q8_0 *b)
+{
+    return _mm256_xor_si256(load256(b->qs), _mm256_set1_epi8(-128));
+}
+#define lu_q4_0(b) nibbles_32((b)->qs)
+#define lu_q4_1(b) nibbles_32((b)->qs)
+/* the fifth bits as a byte mask: bit j of qh adds 16 to element j */
+static inline __m256i q5u(const uint8_t *qs, const uint8_t *qh)
+{
+    __m256i n = nibbles_32(qs);
+    return _mm256_mask_add_epi8(n, (__mmask32)load_u32(qh), n, _mm256_set1_epi8(16));
+}
+#define lu_q5_0(b) q5u((b)->qs, (b)->qh)
+#define lu_q5_1(b) q5u((b)->qs, (b)->qh)
+#define lu2_q8_0(x0, x1) pair256(lu_q8_0(x0), lu_q8_0(x1))
+#define lu2_q5_0(x0, x1) q5_pair((x0)->qs, (x0)->qh, (x1)->qs, (x1)->qh)
+#define lu2_q5_1(x0, x1) q5_pair((x0)->qs, (x0)->qh, (x1)->qs, (x1)->qh)
+#define lu2_nib(x0, x1) nib_pair((x0)->qs, (x1)->qs)
+/* two rows' blocks -> [row 0 | row 1] */
+static inline __m512i nib_pair(const uint8_t *q0, const uint8_t *q1)
+{
+    __m256i u = _mm256_loadu2_m128i((const __m128i *)q1, (const __m128i *)q0);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(u), _mm256_srli_epi16(u, 4), 1);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)); /* lo0 hi0 lo1 hi1 */
+    return _mm512_and_si512(z, _mm512_set1_epi8(15));
+}
+static inline __m512i q5_pair(const uint8_t *qs0, const uint8_t *qh0, const uint8_t *qs1,
+                              const uint8_t *qh1)
+{
+    __m512i n = nib_pair(qs0, qs1);
+    __mmask64 k = (__mmask64)load_u32(qh0) | (__mmask64)load_u32(qh1) << 32;
+    return _mm512_mask_add_epi8(n, k, n, _mm512_set1_epi8(16));
+}
+static inline __m512i base512(__m512i y, int k)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    return _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)k), y));
+}
+
+#define DEFINE_LEGACY512_Z(T, XBLK, YBLK, K, LU, LU2, GET_M, GET_S)                               \
     static inline __attribute__((always_inline)) void zcols_##T(                               \
         int64_t nb, int rt, int cp, const char *x, size_t xrb, const char *y, size_t yrb,       \
         float *out, size_t ors)                                                                 \
@@ -292,18 +336,17 @@ static inline float hsum_hi(__m512 v)
             for (int p = 0; p < cp; p++)                                                        \
                 acc[r][p] = _mm512_setzero_ps();                                                \
         }                                                                                       \
-        const __m512i zero = _mm512_setzero_si512();                                            \
         for (int64_t i = 0; i < nb; i++) {                                                      \
-            __m512i yq[ZCP];                                                                    \
+            __m512i yq[ZCP], base[ZCP];                                                         \
             uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
             for (int p = 0; p < cp; p++) {                                                      \
                 const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                  \
                 const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;              \
-                __m512i v = pair256(load256(y0->qs), load256(y1->qs));                          \
-                yq[p] = SYM ? _mm512_xor_si512(v, _mm512_set1_epi8(-128)) : v;                  \
+                yq[p] = pair256(load256(y0->qs), load256(y1->qs));                              \
+                base[p] = K ? base512(yq[p], K) : _mm512_setzero_si512();                       \
                 pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
                 pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
-                if (!SYM) {                                                                     \
+                if (!K) {                                                                       \
                     pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
                     pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
                 }                                                                               \
@@ -315,20 +358,16 @@ static inline float hsum_hi(__m512 v)
                 dy[p] = pair_bcast(dyall, 2 * p);                                               \
             for (int r = 0; r < rt; r++) {                                                      \
                 const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
-                __m512i q = _mm512_broadcast_i64x4(LQ(xb)), base = zero;                        \
-                if (SYM)                                                                        \
-                    base = _mm512_sub_epi32(                                                    \
-                        zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), q));            \
+                __m512i u = _mm512_broadcast_i64x4(LU(xb));                                     \
                 __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
                 for (int p = 0; p < cp; p++) {                                                  \
-                    __m512i s = SYM ? _mm512_dpbusd_epi32(base, yq[p], q)                       \
-                                    : _mm512_dpbusd_epi32(zero, q, yq[p]);                      \
+                    __m512i s = _mm512_dpbusd_epi32(base[p], u, yq[p]);                         \
                     acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[p]),                       \
                                                 _mm512_cvtepi32_ps(s), acc[r][p]);              \
                 }                                                                               \
-                if (!SYM)                                                                       \
-                    summs[r] = _mm256_add_ps(summs[r],                                          \
-                                             _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), syall)); \
+                if (!K)                                                                         \
+                    summs[r] = _mm256_add_ps(                                                   \
+                        summs[r], _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), syall));        \
             }                                                                                   \
         }                                                                                       \
         for (int r = 0; r < rt; r++) {                                                          \
@@ -336,8 +375,8 @@ static inline float hsum_hi(__m512 v)
             _mm256_storeu_ps(sm, summs[r]);                                                     \
             for (int p = 0; p < cp; p++) {                                                      \
                 float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);                         \
-                out[(size_t)(2 * p) * ors + (size_t)r] = SYM ? lo : lo + sm[2 * p];             \
-                out[(size_t)(2 * p + 1) * ors + (size_t)r] = SYM ? hi : hi + sm[2 * p + 1];     \
+                out[(size_t)(2 * p) * ors + (size_t)r] = K ? lo : lo + sm[2 * p];               \
+                out[(size_t)(2 * p + 1) * ors + (size_t)r] = K ? hi : hi + sm[2 * p + 1];       \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
@@ -348,35 +387,26 @@ static inline float hsum_hi(__m512 v)
         __m256 summs = _mm256_setzero_ps();                                                     \
         for (int p = 0; p < rp; p++)                                                            \
             acc[p] = _mm512_setzero_ps();                                                       \
-        const __m512i zero = _mm512_setzero_si512();                                            \
         for (int64_t i = 0; i < nb; i++) {                                                      \
             const YBLK *yb = (const YBLK *)y + i;                                               \
             __m512i yq = _mm512_broadcast_i64x4(load256(yb->qs));                               \
-            if (SYM)                                                                            \
-                yq = _mm512_xor_si512(yq, _mm512_set1_epi8(-128));                              \
+            __m512i base = K ? base512(yq, K) : _mm512_setzero_si512();                         \
             uint64_t dlo = 0, dhi = 0, mlo = 0, mhi = 0;                                        \
             for (int r = 0; r < 2 * rp; r++) {                                                  \
                 const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
                 _mm_prefetch((const char *)xb + ZPF, _MM_HINT_T0);                              \
                 pack_half(&dlo, &dhi, r, xb->d);                                                \
-                if (!SYM)                                                                       \
+                if (!K)                                                                         \
                     pack_half(&mlo, &mhi, r, GET_M(xb));                                        \
             }                                                                                   \
             __m256 sc = _mm256_mul_ps(halves8(dlo, dhi), _mm256_set1_ps(h2f(yb->d)));           \
-            if (!SYM)                                                                           \
+            if (!K)                                                                             \
                 summs = _mm256_add_ps(summs, _mm256_mul_ps(halves8(mlo, mhi),                   \
                                                            _mm256_set1_ps(h2f(GET_S(yb)))));    \
             for (int p = 0; p < rp; p++) {                                                      \
                 const XBLK *x0 = (const XBLK *)(x + (size_t)(2 * p) * xrb) + i;                  \
                 const XBLK *x1 = (const XBLK *)(x + (size_t)(2 * p + 1) * xrb) + i;              \
-                __m512i q = pair256(LQ(x0), LQ(x1)), s;                                         \
-                if (SYM) {                                                                      \
-                    __m512i base = _mm512_sub_epi32(                                            \
-                        zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), q));            \
-                    s = _mm512_dpbusd_epi32(base, yq, q);                                       \
-                } else {                                                                        \
-                    s = _mm512_dpbusd_epi32(zero, q, yq);                                       \
-                }                                                                               \
+                __m512i s = _mm512_dpbusd_epi32(base, LU2(x0, x1), yq);                         \
                 acc[p] = _mm512_fmadd_ps(pair_bcast(sc, 2 * p), _mm512_cvtepi32_ps(s), acc[p]); \
             }                                                                                   \
         }                                                                                       \
@@ -384,8 +414,8 @@ static inline float hsum_hi(__m512 v)
         _mm256_storeu_ps(sm, summs);                                                            \
         for (int p = 0; p < rp; p++) {                                                          \
             float lo = hsum_lo(acc[p]), hi = hsum_hi(acc[p]);                                   \
-            out[2 * p] = SYM ? lo : lo + sm[2 * p];                                             \
-            out[2 * p + 1] = SYM ? hi : hi + sm[2 * p + 1];                                     \
+            out[2 * p] = K ? lo : lo + sm[2 * p];                                               \
+            out[2 * p + 1] = K ? hi : hi + sm[2 * p + 1];                                       \
         }                                                                                       \
     }                                                                                           \
     static void gemm512_##T(int64_t n, int64_t nr, int64_t nc, const void *vx, size_t xrb,      \
@@ -428,15 +458,15 @@ static inline float hsum_hi(__m512 v)
 #define GET_M(b) ((b)->m)
 #define GET_S(b) ((b)->s)
 DEFINE_LEGACY512(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
-DEFINE_LEGACY512_Z(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q8_0, struct blk_q8_0, struct blk_q8_0, 128, lu_q8_0, lu2_q8_0, NO_M, NO_S)
 DEFINE_LEGACY512(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
-DEFINE_LEGACY512_Z(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q4_0, struct blk_q4_0, struct blk_q8_0, 8, lu_q4_0, lu2_nib, NO_M, NO_S)
 DEFINE_LEGACY512(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
-DEFINE_LEGACY512_Z(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
+DEFINE_LEGACY512_Z(q5_0, struct blk_q5_0, struct blk_q8_0, 16, lu_q5_0, lu2_q5_0, NO_M, NO_S)
 DEFINE_LEGACY512(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
-DEFINE_LEGACY512_Z(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
+DEFINE_LEGACY512_Z(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lu_q4_1, lu2_nib, GET_M, GET_S)
 DEFINE_LEGACY512(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
-DEFINE_LEGACY512_Z(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
+DEFINE_LEGACY512_Z(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lu_q5_1, lu2_q5_1, GET_M, GET_S)
 
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx512, vec_dot_bf16_bf16_avx512)
 
