@@ -153,7 +153,7 @@ static float vec_dot_bf16_bf16_avx512(int64_t n, const void *vx, const void *vy)
  * LCT activation columns shares each unpacked weight block and each activation block; each
  * output keeps its own chain, so the result is bit-identical with scalar.c.            */
 
-#define LRT 4 /* rows x columns of the prefill tile; decode (one column) takes 8 rows */
+#define LRT 4 /* ltile (vec_dot, odd remainders): up to 2 LRT rows x LCT columns */
 #define LCT 4
 
 static inline __m256i lq_q8_0(const struct blk_q8_0 *b)
@@ -444,12 +444,22 @@ static inline __m512i base512(__m512i y, int k)
                 else                                                                            \
                     zcols_##T(nb, rt, ZCP, xp, xrb, yp, yrb, op, ors);                          \
             }                                                                                   \
-            for (; c0 + 2 <= nc; c0 += 2)                                                       \
-                zcols_##T(nb, rt, 1, xp, xrb, y + (size_t)c0 * yrb, yrb,                        \
-                          out + (size_t)c0 * ors + (size_t)r0, ors);                            \
-            if (c0 < nc)                                                                        \
-                ltile_##T(nb, rt, 1, xp, xrb, y + (size_t)c0 * yrb, yrb,                        \
-                          out + (size_t)c0 * ors + (size_t)r0, ors);                            \
+            for (; c0 + 2 <= nc; c0 += 2) {                                                     \
+                const char *yp = y + (size_t)c0 * yrb;                                          \
+                float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
+                if (rt == ZRT)                                                                  \
+                    zcols_##T(nb, ZRT, 1, xp, xrb, yp, yrb, op, ors);                           \
+                else                                                                            \
+                    zcols_##T(nb, rt, 1, xp, xrb, yp, yrb, op, ors);                            \
+            }                                                                                   \
+            if (c0 < nc) {                                                                      \
+                const char *yp = y + (size_t)c0 * yrb;                                          \
+                float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
+                if (rt == ZRT)                                                                  \
+                    ltile_##T(nb, ZRT, 1, xp, xrb, yp, yrb, op, ors);                           \
+                else                                                                            \
+                    ltile_##T(nb, rt, 1, xp, xrb, yp, yrb, op, ors);                            \
+            }                                                                                   \
         }                                                                                       \
     }
 
