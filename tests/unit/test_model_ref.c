@@ -31,9 +31,13 @@ static const struct tol TOLS[] = {
  * reference by more than the README tolerance, on some kernel paths. The cause is a rounding
  * flip (one f16 KV entry or one Q8 activation level) that then persists for the rest of the
  * sequence, because kura's summation order differs from the reference engine's for these
- * types (K-quant repacked kernels, the small-head f16 value accumulation of stories260K). Until
- * fixed they are held to a regression bound, and the test prints every excess. Remove entries
- * as they are fixed; never add one without an issue note. */
+ * types (K-quant repacked kernels). stories260K-Q8_0 is not a kernel order: the F32/F16/Q8_0/
+ * Q4_0 kernels of every ISA equal the scalar ones bit for bit (test_kernels_isa), and the
+ * scalar path gives the same excess (prompt 1 from position 53 on, after deviations of <= 0.003
+ * from step 10 of prompt 0 that stories260K-F32/F16 show too): something in the forward pass
+ * of this tiny shape (head_dim 8, n_ff 172) still differs from the reference. Until fixed they
+ * are held to a regression bound, and the test prints every excess. Remove entries as they are
+ * fixed; never add one without an issue note. */
 static const struct tol KNOWN_GAPS[] = {
     {"stories260K-Q8_0", 0.3}, {"-Q4_K_M", 0.3}, {"-Q5_K_M", 0.3}, {"-Q6_K", 0.3},
 };
