@@ -145,104 +145,15 @@ static float vec_dot_bf16_bf16_avx512(int64_t n, const void *vx, const void *vy)
 /* ------------------------------------------------------------------------------------------ */
 /* Legacy quants (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with VNNI, in the scalar kernels' float order:
  * per output one 8-lane float chain, lane l = fma(dx * dy, int dot of elements 4l..4l+3, lane),
- * one chain step per 32-block, hsum8 at the end (plus the m * s sum for Q4_1 / Q5_1). The
- * integer dot of a block is one vpdpbusd: for the signed weights (Q4_0, Q5_0, Q8_0) the Q8_0
- * activations are offset to unsigned (q + 128, a byte xor) and the accumulator starts at
- * -128 * (sum of each 4 weights), so the sum is exact for every int8 weight; the unsigned
- * weights of Q4_1 / Q5_1 meet the signed activations directly. A tile of LRT weight rows x
- * LCT activation columns shares each unpacked weight block and each activation block; each
- * output keeps its own chain, so the result is bit-identical with scalar.c.            */
-
-#define LRT 4 /* ltile (vec_dot, odd remainders): up to 2 LRT rows x LCT columns */
-#define LCT 4
-
-static inline __m256i lq_q8_0(const struct blk_q8_0 *b)
-{
-    return load256(b->qs);
-}
-static inline __m256i lq_q4_0(const struct blk_q4_0 *b)
-{
-    return _mm256_sub_epi8(nibbles_32(b->qs), _mm256_set1_epi8(8));
-}
-static inline __m256i lq_q5_0(const struct blk_q5_0 *b)
-{
-    __m256i q = _mm256_or_si256(nibbles_32(b->qs), bits_to_0x10(load_u32(b->qh)));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-}
-static inline __m256i lq_q4_1(const struct blk_q4_1 *b)
-{
-    return nibbles_32(b->qs);
-}
-static inline __m256i lq_q5_1(const struct blk_q5_1 *b)
-{
-    return _mm256_or_si256(nibbles_32(b->qs), bits_to_0x10(load_u32(b->qh)));
-}
-
-/* SYM: signed weights (offset activations); else unsigned weights with an m * s term. */
-#define DEFINE_LEGACY512(T, XBLK, YBLK, SYM, LQ, GET_M, GET_S)                                    \
-    static inline __attribute__((always_inline)) void ltile_##T(                               \
-        int64_t nb, int rt, int ct, const char *x, size_t xrb, const char *y, size_t yrb,       \
-        float *out, size_t ors)                                                                 \
-    {                                                                                           \
-        __m256 acc[2 * LRT][LCT];                                                               \
-        __m128 summs[2 * LRT];                                                                  \
-        for (int r = 0; r < rt; r++) {                                                          \
-            summs[r] = _mm_setzero_ps();                                                        \
-            for (int c = 0; c < ct; c++)                                                        \
-                acc[r][c] = _mm256_setzero_ps();                                                \
-        }                                                                                       \
-        const __m256i zero = _mm256_setzero_si256();                                            \
-        for (int64_t i = 0; i < nb; i++) {                                                      \
-            __m256i yq[LCT];                                                                    \
-            float dy[LCT] = {0}, sy[LCT] = {0};                                                 \
-            for (int c = 0; c < ct; c++) {                                                      \
-                const YBLK *yb = (const YBLK *)(y + (size_t)c * yrb) + i;                        \
-                yq[c] = load256(yb->qs);                                                        \
-                if (SYM)                                                                        \
-                    yq[c] = _mm256_xor_si256(yq[c], _mm256_set1_epi8(-128));                    \
-                dy[c] = h2f(yb->d);                                                             \
-                if (!SYM)                                                                       \
-                    sy[c] = h2f(GET_S(yb));                                                          \
-            }                                                                                   \
-            /* from registers: a vector load of the just-stored floats would stall */          \
-            __m128 dyv = _mm_setr_ps(dy[0], dy[1], dy[2], dy[3]);                               \
-            __m128 syv = _mm_setr_ps(sy[0], sy[1], sy[2], sy[3]);                               \
-            (void)syv;                                                                          \
-            for (int r = 0; r < rt; r++) {                                                      \
-                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
-                __m256i q = LQ(xb), base = zero;                                                \
-                if (SYM)                                                                        \
-                    base = _mm256_sub_epi32(                                                    \
-                        zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), q));            \
-                __m256 p = _mm256_castps128_ps256(_mm_mul_ps(_mm_set1_ps(h2f(xb->d)), dyv));    \
-                for (int c = 0; c < ct; c++) {                                                  \
-                    __m256i s = SYM ? _mm256_dpbusd_epi32(base, yq[c], q)                       \
-                                    : _mm256_dpbusd_epi32(zero, q, yq[c]);                      \
-                    __m256 d = _mm256_permutexvar_ps(_mm256_set1_epi32(c), p);                  \
-                    acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[r][c]);           \
-                }                                                                               \
-                if (!SYM)                                                                       \
-                    summs[r] = _mm_add_ps(summs[r], _mm_mul_ps(_mm_set1_ps(h2f(GET_M(xb))), syv));   \
-            }                                                                                   \
-        }                                                                                       \
-        for (int r = 0; r < rt; r++) {                                                          \
-            float sm[4];                                                                        \
-            _mm_storeu_ps(sm, summs[r]);                                                        \
-            for (int c = 0; c < ct; c++)                                                        \
-                out[(size_t)c * ors + (size_t)r] = SYM ? hsum_ps(acc[r][c])                     \
-                                                       : hsum_ps(acc[r][c]) + sm[c];            \
-        }                                                                                       \
-    }                                                                                           \
-    static float vec_dot512_##T(int64_t n, const void *x, const void *y)                  \
-    {                                                                                           \
-        float out;                                                                              \
-        ltile_##T(n / QK, 1, 1, x, 0, y, 0, &out, 1);                                           \
-        return out;                                                                             \
-    }
-
-/* 512-bit tiles of the same arithmetic. Prefill: a zmm holds two activation columns (the
- * 8-lane chains of (r, c) and (r, c + 1)); the weight block is broadcast to both halves.
- * Decode (one column): a zmm holds two weight rows against the broadcast activation block. */
+ * one chain step per 32-block, hsum8 at the end (plus the m * s sum for Q4_1 / Q5_1, summed
+ * in float block by block). Tiles of several rows and columns share each unpacked weight block
+ * and each activation block; every output keeps its own chain, so every tile shape gives the
+ * result of scalar.c bit for bit.
+ *
+ * Prefill: a zmm holds two activation columns (the chains of (r, c) and (r, c + 1)); the
+ * weight block is broadcast to both halves. Decode (one column): a zmm holds two weight rows
+ * against the broadcast activation block. A 256-bit single-column kernel serves vec_dot and
+ * the odd last row / column. */
 #define ZRT 5 /* prefill tile: ZRT rows x 2 ZCP columns */
 #define ZCP 3
 #define ZRP 4 /* decode tile: ZRP row pairs */
@@ -280,11 +191,11 @@ static inline float hsum_hi(__m512 v)
     return hsum_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-/* The 512-bit tiles give every type the same integer form: u (unsigned bytes) from the weight
+/* Every type takes the same integer form: u (unsigned bytes) from the weight
  * block and the signed activations, sum(u * y) = sum(x * y) + K * sum(y) with x = u - K
  * (K = 128 for Q8_0 via a xor, 8 for Q4_0, 16 for Q5_0, 0 for Q4_1 / Q5_1), so the dot
  * accumulator starts at -K * (sum of each 4 activations): one base per activation block,
- * shared by all the rows of the tile. */
+ * shared by all the rows of the tile; exact for every int8 weight. */
 static inline __m256i lu_q8_0(const struct blk_q8_0 *b)
 {
     return _mm256_xor_si256(load256(b->qs), _mm256_set1_epi8(-128));
@@ -318,6 +229,11 @@ static inline __m512i q5_pair(const uint8_t *qs0, const uint8_t *qh0, const uint
     __mmask64 k = (__mmask64)load_u32(qh0) | (__mmask64)load_u32(qh1) << 32;
     return _mm512_mask_add_epi8(n, k, n, _mm512_set1_epi8(16));
 }
+static inline __m256i base256(__m256i y, int k)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    return _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8((char)k), y));
+}
 static inline __m512i base512(__m512i y, int k)
 {
     const __m512i zero = _mm512_setzero_si512();
@@ -325,6 +241,38 @@ static inline __m512i base512(__m512i y, int k)
 }
 
 #define DEFINE_LEGACY512_Z(T, XBLK, YBLK, K, LU, LU2, GET_M, GET_S)                               \
+    static inline __attribute__((always_inline)) void lcol_##T(                                \
+        int64_t nb, int rt, const char *x, size_t xrb, const char *y, float *out)               \
+    {                                                                                           \
+        __m256 acc[ZRT];                                                                        \
+        float summs[ZRT];                                                                       \
+        for (int r = 0; r < rt; r++) {                                                          \
+            acc[r] = _mm256_setzero_ps();                                                       \
+            summs[r] = 0;                                                                       \
+        }                                                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            const YBLK *yb = (const YBLK *)y + i;                                               \
+            __m256i yq = load256(yb->qs);                                                       \
+            __m256i base = K ? base256(yq, K) : _mm256_setzero_si256();                         \
+            float dy = h2f(yb->d), sy = K ? 0.0f : h2f(GET_S(yb));                              \
+            for (int r = 0; r < rt; r++) {                                                      \
+                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
+                __m256i s = _mm256_dpbusd_epi32(base, LU(xb), yq);                              \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(xb->d) * dy), _mm256_cvtepi32_ps(s), \
+                                         acc[r]);                                               \
+                if (!K)                                                                         \
+                    summs[r] += h2f(GET_M(xb)) * sy;                                            \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < rt; r++)                                                            \
+            out[r] = K ? hsum_ps(acc[r]) : hsum_ps(acc[r]) + summs[r];                          \
+    }                                                                                           \
+    static float vec_dot512_##T(int64_t n, const void *x, const void *y)                        \
+    {                                                                                           \
+        float out;                                                                              \
+        lcol_##T(n / QK, 1, x, 0, y, &out);                                                     \
+        return out;                                                                             \
+    }                                                                                           \
     static inline __attribute__((always_inline)) void zcols_##T(                               \
         int64_t nb, int rt, int cp, const char *x, size_t xrb, const char *y, size_t yrb,       \
         float *out, size_t ors)                                                                 \
@@ -429,7 +377,7 @@ static inline __m512i base512(__m512i y, int k)
             for (; r0 + 2 <= nr; r0 += 2)                                                       \
                 zrows_##T(nb, 1, x + (size_t)r0 * xrb, xrb, y, out + r0);                       \
             for (; r0 < nr; r0++)                                                               \
-                ltile_##T(nb, 1, 1, x + (size_t)r0 * xrb, xrb, y, yrb, out + r0, ors);          \
+                lcol_##T(nb, 1, x + (size_t)r0 * xrb, xrb, y, out + r0);                        \
             return;                                                                             \
         }                                                                                       \
         for (; r0 < nr; r0 += ZRT) {                                                            \
@@ -456,26 +404,21 @@ static inline __m512i base512(__m512i y, int k)
                 const char *yp = y + (size_t)c0 * yrb;                                          \
                 float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
                 if (rt == ZRT)                                                                  \
-                    ltile_##T(nb, ZRT, 1, xp, xrb, yp, yrb, op, ors);                           \
+                    lcol_##T(nb, ZRT, xp, xrb, yp, op);                                         \
                 else                                                                            \
-                    ltile_##T(nb, rt, 1, xp, xrb, yp, yrb, op, ors);                            \
+                    lcol_##T(nb, rt, xp, xrb, yp, op);                                          \
             }                                                                                   \
         }                                                                                       \
     }
 
-#define NO_M(b) ((void)(b), (uint16_t)0)
+#define NO_M(b) ((void)(b), (uint16_t)0) /* unused: K != 0 */
 #define NO_S(b) ((void)(b), (uint16_t)0)
 #define GET_M(b) ((b)->m)
 #define GET_S(b) ((b)->s)
-DEFINE_LEGACY512(q8_0, struct blk_q8_0, struct blk_q8_0, 1, lq_q8_0, NO_M, NO_S)
 DEFINE_LEGACY512_Z(q8_0, struct blk_q8_0, struct blk_q8_0, 128, lu_q8_0, lu2_q8_0, NO_M, NO_S)
-DEFINE_LEGACY512(q4_0, struct blk_q4_0, struct blk_q8_0, 1, lq_q4_0, NO_M, NO_S)
 DEFINE_LEGACY512_Z(q4_0, struct blk_q4_0, struct blk_q8_0, 8, lu_q4_0, lu2_nib, NO_M, NO_S)
-DEFINE_LEGACY512(q5_0, struct blk_q5_0, struct blk_q8_0, 1, lq_q5_0, NO_M, NO_S)
 DEFINE_LEGACY512_Z(q5_0, struct blk_q5_0, struct blk_q8_0, 16, lu_q5_0, lu2_q5_0, NO_M, NO_S)
-DEFINE_LEGACY512(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lq_q4_1, GET_M, GET_S)
 DEFINE_LEGACY512_Z(q4_1, struct blk_q4_1, struct blk_q8_1, 0, lu_q4_1, lu2_nib, GET_M, GET_S)
-DEFINE_LEGACY512(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lq_q5_1, GET_M, GET_S)
 DEFINE_LEGACY512_Z(q5_1, struct blk_q5_1, struct blk_q8_1, 0, lu_q5_1, lu2_q5_1, GET_M, GET_S)
 
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx512, vec_dot_bf16_bf16_avx512)
