@@ -1,7 +1,8 @@
 /* AVX-512 kernels (F, BW, VL, DQ, VNNI, BF16; only called when the CPU has them): the shared
  * x86 kernels of simd_x86.h with VNNI dot products (vpdpbusd / vpdpwssd on 256-bit vectors,
- * which also runs at full rate on Zen 4) and a 4 x 4 gemm tile in the 32 vector registers,
- * plus 512-bit float kernels; BF16 x BF16 uses vdpbf16ps. */
+ * which also runs at full rate on Zen 4) and a 4 x 4 gemm tile in the 32 vector registers;
+ * own 512-bit kernels for F32 / F16 and the legacy quants (bit-identical with scalar.c) and
+ * BF16 (vdpbf16ps). */
 #define SIMD_SFX(name) name##_avx512
 #define SIMD_VNNI 1
 #define SIMD_TR 4
@@ -426,8 +427,8 @@ KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx512, vec_dot_bf16_bf16_avx512)
 void kura_kernels_fill_avx512(struct kura_type_traits table[KURA_TYPE__COUNT])
 {
     fill_common_avx512(table);
-#define SET_LEGACY(T, name)                                                                       \
-    table[T].vec_dot = vec_dot512_##name;                                                  \
+#define SET_LEGACY(T, name)                                                                      \
+    table[T].vec_dot = vec_dot512_##name;                                                       \
     table[T].gemm = gemm512_##name
     SET_LEGACY(KURA_TYPE_Q4_0, q4_0);
     SET_LEGACY(KURA_TYPE_Q4_1, q4_1);

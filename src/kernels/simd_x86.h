@@ -11,7 +11,9 @@
  * float vector (and, for the types with an additive min, a float scalar). vec_dot runs that
  * over one row; gemm keeps SIMD_TR x SIMD_TC accumulators and reuses each unpacked weight
  * block for SIMD_TC activation columns (gemm sums the blocks in order, vec_dot in four
- * interleaved chains: the results agree to float rounding). */
+ * interleaved chains: the results agree to float rounding). For the legacy quants the
+ * row product is the gemm tile's single chain (vec_dot_ord_*), which is the scalar order:
+ * those kernels, and F32 / F16, equal scalar.c bit for bit. */
 #include <immintrin.h>
 #include <math.h>
 
