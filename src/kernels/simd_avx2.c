@@ -6,8 +6,6 @@
 #define SIMD_TC 4
 #include "kernels/simd_x86.h"
 
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f32_avx2, vec_dot_f32_avx2)
-KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_f16_avx2, vec_dot_f16_avx2)
 KURA_DEFINE_GEMM_FROM_VEC_DOT(gemm_bf16_avx2, vec_dot_bf16_avx2)
 
 void kura_kernels_fill_avx2(struct kura_type_traits table[KURA_TYPE__COUNT])

@@ -11,7 +11,9 @@
  * float vector (and, for the types with an additive min, a float scalar). vec_dot runs that
  * over one row; gemm keeps SIMD_TR x SIMD_TC accumulators and reuses each unpacked weight
  * block for SIMD_TC activation columns (gemm sums the blocks in order, vec_dot in four
- * interleaved chains: the results agree to float rounding). */
+ * interleaved chains: the results agree to float rounding). For the legacy quants the
+ * row product is the gemm tile's single chain (vec_dot_ord_*), which is the scalar order:
+ * those kernels, and F32 / F16, equal scalar.c bit for bit. */
 #include <immintrin.h>
 #include <math.h>
 
@@ -340,7 +342,8 @@ static inline void dot_q8_k_q8_k(const struct unp_q8_k *u, const struct blk_q8_k
 /* vec_dot and register-tiled gemm from unpack + dot                                          */
 
 #define SIMD_QUANT_KERNELS(T, XBLK, YBLK, UNP, UNPACK, DOT, BLEN)                                \
-    static float SIMD_SFX(vec_dot_##T)(int64_t n, const void *vx, const void *vy)                \
+    __attribute__((unused)) static float SIMD_SFX(vec_dot_##T)(int64_t n, const void *vx,       \
+                                                               const void *vy)                   \
     {                                                                                            \
         const XBLK *x = vx;                                                                      \
         const YBLK *y = vy;                                                                      \
@@ -419,6 +422,21 @@ SIMD_QUANT_KERNELS(q4_1, struct blk_q4_1, struct blk_q8_1, struct unp_asym, unpa
                    dot_asym_q8_1, QK)
 SIMD_QUANT_KERNELS(q5_1, struct blk_q5_1, struct blk_q8_1, struct unp_asym, unpack_q5_1,
                    dot_asym_q8_1, QK)
+/* The legacy quants' row product in the scalar kernels' order (one 8-lane chain, hsum8):
+ * the gemm tile with one row and one column. Bit-identical with scalar.c. */
+#define SIMD_ORDERED_VEC_DOT(T)                                                                   \
+    static float SIMD_SFX(vec_dot_ord_##T)(int64_t n, const void *vx, const void *vy)            \
+    {                                                                                            \
+        float out;                                                                               \
+        tile_##T(n / QK, 1, 1, vx, 0, vy, 0, &out, 1);                                           \
+        return out;                                                                              \
+    }
+SIMD_ORDERED_VEC_DOT(q4_0)
+SIMD_ORDERED_VEC_DOT(q4_1)
+SIMD_ORDERED_VEC_DOT(q5_0)
+SIMD_ORDERED_VEC_DOT(q5_1)
+SIMD_ORDERED_VEC_DOT(q8_0)
+
 SIMD_QUANT_KERNELS(q2_k, struct blk_q2_k, struct blk_q8_k, struct unp_k, unpack_q2_k, dot_k_q8_k,
                    QK_K)
 SIMD_QUANT_KERNELS(q3_k, struct blk_q3_k, struct blk_q8_k, struct unp_k, unpack_q3_k, dot_k_q8_k,
@@ -573,50 +591,103 @@ static void SIMD_SFX(from_float_bf16)(const float *x, void *dst, int64_t n)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Float types (256-bit; unused by the AVX-512 file, which has 512-bit versions)              */
-
-__attribute__((unused)) static float SIMD_SFX(vec_dot_f32)(int64_t n, const void *vx, const void *vy)
-{
-    const float *x = vx, *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++)
-        s += x[i] * y[i];
-    return s;
-}
+/* Float types (256-bit; the AVX-512 file has 512-bit versions of F32/F16). F32 and F16 follow
+ * the scalar kernels' order bit for bit (scalar.c): 64-element steps into four 16-lane fma
+ * accumulators (each a pair of 8-lane vectors: lanes 0-7, 8-15), reduced (0 + 2) + (1 + 3),
+ * hsum16 (lanes i + 8, then hsum8), leftovers after; batches use one 16-lane chain per output. */
 
 static inline __m256 load_f16x8(const uint16_t *p)
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-__attribute__((unused)) static float SIMD_SFX(vec_dot_f16)(int64_t n, const void *vx, const void *vy)
-{
-    const uint16_t *x = vx, *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), load_f16x8(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), load_f16x8(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), load_f16x8(y + i + 24), a3);
+#define DEFINE_FLOAT_DOT256(T, elem_t, LOAD, sum_t, TAIL)                                         \
+    __attribute__((unused)) static float SIMD_SFX(vec_dot_##T)(int64_t n, const void *vx,        \
+                                                               const void *vy)                   \
+    {                                                                                            \
+        const elem_t *x = vx, *y = vy;                                                           \
+        __m256 a[8];                                                                             \
+        for (int k = 0; k < 8; k++)                                                              \
+            a[k] = _mm256_setzero_ps();                                                          \
+        int64_t np = n & ~(int64_t)63, i = 0;                                                    \
+        for (; i < np; i += 64)                                                                  \
+            for (int k = 0; k < 8; k++)                                                          \
+                a[k] = _mm256_fmadd_ps(LOAD(x + i + 8 * k), LOAD(y + i + 8 * k), a[k]);          \
+        __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));         \
+        __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));         \
+        sum_t s = hsum_ps(_mm256_add_ps(lo, hi));                                                \
+        for (; i < n; i++)                                                                       \
+            TAIL;                                                                                \
+        return (float)s;                                                                         \
     }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++)
-        s += h2f(x[i]) * h2f(y[i]);
-    return s;
+
+static inline __m256 load_f32x8(const float *p)
+{
+    return _mm256_loadu_ps(p);
 }
+
+DEFINE_FLOAT_DOT256(f32, float, load_f32x8, float, s = fmaf(x[i], y[i], s))
+DEFINE_FLOAT_DOT256(f16, uint16_t, load_f16x8, double, s += (double)(h2f(x[i]) * h2f(y[i])))
+
+#define F256_RT 2
+#define F256_CT 3
+#define DEFINE_FLOAT_GEMM256(T, elem_t, LOAD)                                                     \
+    static inline __attribute__((always_inline)) void SIMD_SFX(ftile_##T)(                     \
+        int64_t n, int rr, int cc, const char *x, size_t xrb, const char *y, size_t yrb,        \
+        float *out, size_t ors)                                                                 \
+    {                                                                                           \
+        __m256 lo[F256_RT][F256_CT], hi[F256_RT][F256_CT];                                      \
+        for (int r = 0; r < rr; r++)                                                            \
+            for (int c = 0; c < cc; c++)                                                        \
+                lo[r][c] = hi[r][c] = _mm256_setzero_ps();                                      \
+        for (int64_t i = 0; i < n; i += 16) {                                                   \
+            __m256 yl[F256_CT], yh[F256_CT];                                                    \
+            for (int c = 0; c < cc; c++) {                                                      \
+                const elem_t *yc = (const elem_t *)(y + (size_t)c * yrb) + i;                    \
+                yl[c] = LOAD(yc);                                                               \
+                yh[c] = LOAD(yc + 8);                                                           \
+            }                                                                                   \
+            for (int r = 0; r < rr; r++) {                                                      \
+                const elem_t *xr = (const elem_t *)(x + (size_t)r * xrb) + i;                    \
+                __m256 xl = LOAD(xr), xh = LOAD(xr + 8);                                        \
+                for (int c = 0; c < cc; c++) {                                                  \
+                    lo[r][c] = _mm256_fmadd_ps(xl, yl[c], lo[r][c]);                            \
+                    hi[r][c] = _mm256_fmadd_ps(xh, yh[c], hi[r][c]);                            \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < rr; r++)                                                            \
+            for (int c = 0; c < cc; c++)                                                        \
+                out[(size_t)c * ors + (size_t)r] = hsum_ps(_mm256_add_ps(lo[r][c], hi[r][c]));  \
+    }                                                                                           \
+    __attribute__((unused)) static void SIMD_SFX(gemm_##T)(                                    \
+        int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb, const void *y,            \
+        size_t yrb, float *out, size_t ors)                                                     \
+    {                                                                                           \
+        if (nc < 2 || n % 16) {                                                                 \
+            for (int64_t c = 0; c < nc; c++)                                                    \
+                for (int64_t r = 0; r < nr; r++)                                                \
+                    out[(size_t)c * ors + (size_t)r] = SIMD_SFX(vec_dot_##T)(                   \
+                        n, (const char *)x + (size_t)r * xrb, (const char *)y + (size_t)c * yrb); \
+            return;                                                                             \
+        }                                                                                       \
+        for (int64_t r0 = 0; r0 < nr; r0 += F256_RT) {                                          \
+            int rr = nr - r0 < F256_RT ? (int)(nr - r0) : F256_RT;                              \
+            for (int64_t c0 = 0; c0 < nc; c0 += F256_CT) {                                      \
+                int cc = nc - c0 < F256_CT ? (int)(nc - c0) : F256_CT;                          \
+                const char *xp = (const char *)x + (size_t)r0 * xrb;                            \
+                const char *yp = (const char *)y + (size_t)c0 * yrb;                            \
+                float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
+                if (rr == F256_RT && cc == F256_CT)                                             \
+                    SIMD_SFX(ftile_##T)(n, F256_RT, F256_CT, xp, xrb, yp, yrb, op, ors);        \
+                else                                                                            \
+                    SIMD_SFX(ftile_##T)(n, rr, cc, xp, xrb, yp, yrb, op, ors);                  \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+DEFINE_FLOAT_GEMM256(f32, float, load_f32x8)
+DEFINE_FLOAT_GEMM256(f16, uint16_t, load_f16x8)
 
 static inline __m256 load_bf16x8(const uint16_t *p)
 {
@@ -662,6 +733,11 @@ static void SIMD_SFX(fill_common)(struct kura_type_traits *t)
     SET(KURA_TYPE_Q6_K, q6_k);
     SET(KURA_TYPE_Q8_K, q8_k);
 #undef SET
+    t[KURA_TYPE_Q4_0].vec_dot = SIMD_SFX(vec_dot_ord_q4_0);
+    t[KURA_TYPE_Q4_1].vec_dot = SIMD_SFX(vec_dot_ord_q4_1);
+    t[KURA_TYPE_Q5_0].vec_dot = SIMD_SFX(vec_dot_ord_q5_0);
+    t[KURA_TYPE_Q5_1].vec_dot = SIMD_SFX(vec_dot_ord_q5_1);
+    t[KURA_TYPE_Q8_0].vec_dot = SIMD_SFX(vec_dot_ord_q8_0);
     t[KURA_TYPE_Q8_0].from_float = SIMD_SFX(from_float_q8_0);
     t[KURA_TYPE_Q8_1].from_float = SIMD_SFX(from_float_q8_1);
     t[KURA_TYPE_Q8_K].from_float = SIMD_SFX(from_float_q8_k);

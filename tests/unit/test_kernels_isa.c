@@ -5,7 +5,9 @@
  *    tol = 2e-6 for the integer-dot types (only the float summation order differs),
  *    2e-6 for F32/F16, 1e-4 for BF16 (vdpbf16ps rounds each pair sum);
  *  - gemm for odd tile shapes against the scalar vec_dot (same tolerances) and against its
- *    own vec_dot (1e-6), with a padded output stride whose gaps must stay untouched.
+ *    own vec_dot (1e-6), with a padded output stride whose gaps must stay untouched;
+ *  - for the types whose SIMD kernels follow the scalar summation order (F32, F16 and the
+ *    legacy quants Q4_0 ... Q8_0), vec_dot and gemm equal the scalar ones bit for bit.
  * Exit 77 when the CPU has no SIMD ISA that kura uses. */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,14 @@ static const enum kura_type TYPES[] = {
     KURA_TYPE_Q3_K, KURA_TYPE_Q4_K, KURA_TYPE_Q5_K, KURA_TYPE_Q6_K, KURA_TYPE_Q8_K,
 };
 #define N_TYPES (int)(sizeof TYPES / sizeof TYPES[0])
+
+/* SIMD == scalar bit for bit (same float order). */
+static bool exact_type(enum kura_type t)
+{
+    return t == KURA_TYPE_F32 || t == KURA_TYPE_F16 || t == KURA_TYPE_Q4_0 ||
+           t == KURA_TYPE_Q4_1 || t == KURA_TYPE_Q5_0 || t == KURA_TYPE_Q5_1 ||
+           t == KURA_TYPE_Q8_0;
+}
 
 static double tol_for(enum kura_type t)
 {
@@ -99,8 +109,8 @@ static void test_dots(enum kura_isa isa)
         }
         for (int li = 0; li < n_lens; li++) {
             int64_t n = lens[li];
-            /* up to 7 rows and 6 columns for gemm */
-            enum { NR = 7, NC = 6, STRIDE = 9 };
+            /* up to 9 rows and 8 columns for gemm (every tile shape and remainder) */
+            enum { NR = 9, NC = 8, STRIDE = 11 };
             size_t xrb = kura_row_bytes(t, n), yrb = kura_row_bytes(ys->type, n);
             char *qx = xmalloc(xrb * NR), *qy = xmalloc(yrb * NC);
             float *f = xmalloc(sizeof(float) * (size_t)n);
@@ -127,26 +137,33 @@ static void test_dots(enum kura_isa isa)
                 }
             double tol = tol_for(t);
             double worst = 0;
+            int n_inexact = 0;
             for (int rr = 0; rr < NR; rr++)
                 for (int c = 0; c < NC; c++) {
-                    double a = xs->vec_dot(n, qx + rr * xrb, qy + c * yrb);
-                    double b = xv->vec_dot(n, qx + rr * xrb, qy + c * yrb);
-                    worst = fmax(worst, fabs(a - b) / mag[rr][c]);
+                    float a = xs->vec_dot(n, qx + rr * xrb, qy + c * yrb);
+                    float b = xv->vec_dot(n, qx + rr * xrb, qy + c * yrb);
+                    worst = fmax(worst, fabs((double)a - b) / mag[rr][c]);
+                    n_inexact += memcmp(&a, &b, sizeof a) != 0;
                 }
+            CHECKF(!exact_type(t) || n_inexact == 0, "%s %s vec_dot n=%lld: %d of %d outputs "
+                   "differ from scalar", kura_isa_name(isa), kura_type_name(t), (long long)n,
+                   n_inexact, NR * NC);
             CHECKF(worst <= tol, "%s %s vec_dot n=%lld: rel diff %.3e > %.1e", kura_isa_name(isa),
                    kura_type_name(t), (long long)n, worst, tol);
 
             /* gemm over several odd shapes */
             static const int shapes[][2] = {{1, 1}, {1, 6}, {7, 1}, {2, 4}, {4, 4}, {5, 3},
-                                            {7, 6}, {3, 5}};
+                                            {7, 6}, {3, 5}, {8, 1}, {9, 1}, {9, 8}, {4, 7}};
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 int nr = shapes[s][0], nc = shapes[s][1];
                 float out[NC * STRIDE];
                 for (int i = 0; i < NC * STRIDE; i++)
                     out[i] = -777.0f;
                 xv->gemm(n, nr, nc, qx, xrb, qy, yrb, out, STRIDE);
+                float out_s[NC * STRIDE];
+                xs->gemm(n, nr, nc, qx, xrb, qy, yrb, out_s, STRIDE);
                 double wv = 0, ws = 0;
-                int gaps_ok = 1;
+                int gaps_ok = 1, g_inexact = 0;
                 for (int c = 0; c < NC; c++)
                     for (int rr = 0; rr < STRIDE; rr++) {
                         float o = out[c * STRIDE + rr];
@@ -156,9 +173,13 @@ static void test_dots(enum kura_isa isa)
                         }
                         double own = xv->vec_dot(n, qx + rr * xrb, qy + c * yrb);
                         double ref = xs->vec_dot(n, qx + rr * xrb, qy + c * yrb);
+                        g_inexact += memcmp(&o, &out_s[c * STRIDE + rr], sizeof o) != 0;
                         wv = fmax(wv, fabs(o - own) / mag[rr][c]);
                         ws = fmax(ws, fabs(o - ref) / mag[rr][c]);
                     }
+                CHECKF(!exact_type(t) || g_inexact == 0, "%s %s gemm n=%lld %dx%d: %d outputs "
+                       "differ from scalar", kura_isa_name(isa), kura_type_name(t), (long long)n,
+                       nr, nc, g_inexact);
                 CHECKF(gaps_ok, "%s %s gemm %dx%d wrote outside its tile", kura_isa_name(isa),
                        kura_type_name(t), nr, nc);
                 CHECKF(wv <= 1e-6 && ws <= tol,

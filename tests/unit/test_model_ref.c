@@ -31,13 +31,18 @@ static const struct tol TOLS[] = {
  * reference by more than the README tolerance, on some kernel paths. The cause is a rounding
  * flip (one f16 KV entry or one Q8 activation level) that then persists for the rest of the
  * sequence, because kura's summation order differs from the reference engine's for these
- * types (the small-head f16 value accumulation of stories260K; tiny-qwen2-Q4_K_M, cause not yet
- * found: its Q4_K and Q6_K tensors follow the reference's x86 orders, which fixed the other
- * K-quant files). Until fixed they are held to a regression bound, and the test prints every
- * excess. Remove entries as they are fixed; never add one without an issue note. */
+ * types. tiny-qwen2-Q4_K_M: cause not yet found (its Q4_K and Q6_K tensors follow the
+ * reference's x86 orders, which fixed the other K-quant files). stories260K-Q8_0 is not a kernel
+ * order: the F32/F16/Q8_0/
+ * Q4_0 kernels of every ISA equal the scalar ones bit for bit (test_kernels_isa), and the
+ * scalar path gives the same excess (prompt 1 from position 53 on, after deviations of <= 0.003
+ * from step 10 of prompt 0 that stories260K-F32/F16 show too): something in the forward pass
+ * of this tiny shape (head_dim 8, n_ff 172) still differs from the reference. Until fixed they
+ * are held to a regression bound, and the test prints every excess. Remove entries as they are
+ * fixed; never add one without an issue note. */
 static const struct tol KNOWN_GAPS[] = {
-    {"stories260K-F32", 0.02},   {"stories260K-Q4_0", 0.3}, {"stories260K-Q8_0", 0.3},
-    {"tiny-llama3-Q8_0", 0.3},   {"tiny-qwen2bpe-Q8_0", 0.3}, {"qwen2-Q4_K_M", 0.3},
+    {"stories260K-Q8_0", 0.3},
+    {"qwen2-Q4_K_M", 0.3},
 };
 
 static double tol_for(const char *name)
