@@ -3,6 +3,7 @@
  * quantize the activations to the weight type's dot-product type once per batch and then run
  * row-parallel on the thread pool, so every weight row is read once per batch. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,13 +280,9 @@ struct mm_job {
     const float *bias; /* optional (n_out) */
 };
 
-static void mm_worker(void *arg, int ith, int nth)
+/* Rows [lo, hi) of one product. */
+static void mm_rows(const struct mm_job *j, long lo, long hi)
 {
-    const struct mm_job *j = arg;
-    long lo, hi;
-    kura_split((long)j->n_out, ith, nth, &lo, &hi);
-    if (lo >= hi)
-        return;
     /* The gemm kernel reuses each weight block for several tokens (register tiling). */
     j->tr->gemm(j->n_in, hi - lo, j->n_tok, j->w + (size_t)lo * j->w_row_bytes, j->w_row_bytes,
                 j->xq, j->xq_row_bytes, j->y + lo, j->y_stride);
@@ -305,21 +302,46 @@ struct mm_spec {
 
 _Static_assert(N_QCACHE >= MM_MAX, "a group may need one quantized input per product");
 
+/* The rows of a group's products are cut into chunks that the threads take from a shared
+ * counter (a thread that was descheduled or runs slower simply takes fewer chunks instead of
+ * holding up the others at the barrier). A row's result does not depend on its chunk (the
+ * kernels' row independence), so the split never changes the output. */
+#define MM_CHUNKS_PER_THREAD 4
+#define MM_CHUNK_ALIGN 16 /* rows: the widest kernel panel */
+
 struct mm_multi {
     int n;
     struct mm_job j[MM_MAX];
+    long chunk_rows[MM_MAX], n_chunks[MM_MAX];
+    long total;
+    atomic_long next;
 };
 
 static void mm_multi_worker(void *arg, int ith, int nth)
 {
-    const struct mm_multi *mm = arg;
-    for (int k = 0; k < mm->n; k++)
-        mm_worker((void *)&mm->j[k], ith, nth);
+    (void)ith;
+    struct mm_multi *mm = arg;
+    if (nth == 1) {
+        for (int k = 0; k < mm->n; k++)
+            mm_rows(&mm->j[k], 0, (long)mm->j[k].n_out);
+        return;
+    }
+    for (;;) {
+        long u = atomic_fetch_add_explicit(&mm->next, 1, memory_order_relaxed);
+        if (u >= mm->total)
+            return;
+        int k = 0;
+        while (u >= mm->n_chunks[k])
+            u -= mm->n_chunks[k++];
+        long lo = u * mm->chunk_rows[k], hi = lo + mm->chunk_rows[k];
+        if (hi > (long)mm->j[k].n_out)
+            hi = (long)mm->j[k].n_out;
+        mm_rows(&mm->j[k], lo, hi);
+    }
 }
 
 /* Runs up to MM_MAX products of the same input (xn) in one dispatch to the thread pool (one
- * wake-up and one barrier instead of one per product; each product's rows are split across the
- * threads as if it ran alone, so results do not change). */
+ * wake-up and one barrier instead of one per product). */
 static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, int32_t n_tok)
 {
     struct mm_multi mm = {.n = n};
@@ -362,7 +384,18 @@ static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, in
         work += (double)j->n_in * (double)j->n_out * n_tok;
     }
     /* Tiny products are not worth waking the other threads for. */
-    kura_pool_run(work < 65536.0 ? NULL : c->pool, mm_multi_worker, &mm);
+    struct kura_pool *pool = work < 65536.0 ? NULL : c->pool;
+    long nth = kura_pool_n_threads(pool);
+    for (int k = 0; k < n; k++) {
+        long rows = (long)mm.j[k].n_out;
+        long cr = (rows + nth * MM_CHUNKS_PER_THREAD - 1) / (nth * MM_CHUNKS_PER_THREAD);
+        cr = (cr + MM_CHUNK_ALIGN - 1) / MM_CHUNK_ALIGN * MM_CHUNK_ALIGN;
+        mm.chunk_rows[k] = cr;
+        mm.n_chunks[k] = (rows + cr - 1) / cr;
+        mm.total += mm.n_chunks[k];
+    }
+    atomic_init(&mm.next, 0);
+    kura_pool_run(pool, mm_multi_worker, &mm);
     for (int k = 0; k < n; k++)
         if (dup[k])
             for (int32_t t2 = 0; t2 < n_tok; t2++)
