@@ -166,7 +166,7 @@ static const struct kw ctx_words[] = {
     {"order", C_NEG}, {"invoice", C_NEG}, {"serial", C_NEG}, {"s/n", C_NEG}, {"sn", C_NEG},
     {"tracking", C_NEG}, {"reference", C_NEG}, {"ref", C_NEG}, {"ticket", C_NEG},
     {"lot", C_NEG}, {"part", C_NEG}, {"model", C_NEG}, {"version", C_NEG}, {"build", C_NEG},
-    {"sku", C_NEG}, {"isbn", C_NEG}, {"no", C_NEG}, {"id", C_NEG}, {"case", C_NEG},
+    {"sku", C_NEG}, {"isbn", C_NEG}, {"id", C_NEG}, {"case", C_NEG},
     {"item", C_NEG}, {"product", C_NEG}, {"shipment", C_NEG}, {"booking", C_NEG},
 };
 #define N_CTX_WORDS (sizeof ctx_words / sizeof ctx_words[0])
@@ -493,10 +493,11 @@ static bool classify(struct scan *s, const struct run *r, int i, int j, enum ctx
     struct win w;
     win_fill(s, r, i, j, &w);
     size_t a = (i == 0) ? r->start : r->gs[i], b = r->ge[j];
-    if (i == 0 && r->lparen && !r->plus && w.ng >= 1) {
-        /* "(03) 1234-5678" */
-    } else if (i == 0 && r->lparen) {
-        a = r->gs[0];
+    if (i == 0 && r->lparen) {
+        /* "(03)1234-5678" keeps its '('; "(045-518-5513)" is a number in brackets */
+        bool closes = r->ng > 1 && memchr(s->t + r->ge[0], ')', r->gs[1] - r->ge[0]) != NULL;
+        if (!closes)
+            a = r->plus ? r->start : r->gs[0];
     }
     const char *d = w.d;
     int nd = w.nd;
@@ -1230,7 +1231,7 @@ static size_t address_rest(const char *t, size_t n, size_t p)
     int chars = 0;
     while (q < n && chars < 10) {
         uint32_t c = u8cp(t, n, q);
-        if (!addr_char(c))
+        if (!addr_char(c) && !(c >= 0x3041 && c <= 0x3096)) /* hiragana: さいたま市 */
             break;
         size_t l = u8len(t, n, q);
         q += l;
