@@ -223,6 +223,8 @@ static const struct pseudo_entry *ph_lookup(const struct kura_pseudo *p, const c
 
 static int restore_byte(struct kura_restorer *r, char c)
 {
+    if (!r->p || r->p->redact) /* redacted values are gone: nothing to restore */
+        return out_put(r, &c, 1);
     char open = r->p && r->p->redact ? '[' : '<', close = r->p && r->p->redact ? ']' : '>';
     if (r->np == 0) {
         if (c == open) {
