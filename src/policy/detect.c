@@ -173,6 +173,10 @@ static const struct kw ctx_words[] = {
 
 static size_t ctx_len[N_CTX_WORDS];
 static bool ctx_ascii[N_CTX_WORDS];
+/* keywords by their first byte (both cases for ASCII), so a scan looks only at candidates */
+#define KW_PER_BYTE 48
+static uint8_t kw_by_byte[256][KW_PER_BYTE];
+static uint8_t n_kw_by_byte[256];
 
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
@@ -180,7 +184,14 @@ static void ctx_init_once(void)
 {
     for (size_t k = 0; k < N_CTX_WORDS; k++) {
         ctx_len[k] = strlen(ctx_words[k].s);
-        ctx_ascii[k] = (unsigned char)ctx_words[k].s[0] < 0x80;
+        unsigned char b = (unsigned char)ctx_words[k].s[0];
+        ctx_ascii[k] = b < 0x80;
+        unsigned char bs[2] = {b, b};
+        if (ctx_ascii[k] && b >= 'a' && b <= 'z')
+            bs[1] = (unsigned char)(b - 32);
+        for (int v = 0; v < (bs[0] == bs[1] ? 1 : 2); v++)
+            if (n_kw_by_byte[bs[v]] < KW_PER_BYTE)
+                kw_by_byte[bs[v]][n_kw_by_byte[bs[v]]++] = (uint8_t)k;
     }
 }
 
@@ -215,10 +226,8 @@ static enum ctx ctx_before(const char *t, size_t n, size_t pos, size_t window)
         unsigned char c0 = (unsigned char)t[p];
         if ((c0 & 0xC0) == 0x80)
             continue;
-        for (size_t k = 0; k < N_CTX_WORDS; k++) {
-            unsigned char k0 = (unsigned char)ctx_words[k].s[0];
-            if (ctx_ascii[k] ? ((c0 | 0x20) != (k0 | 0x20)) : c0 != k0)
-                continue;
+        for (size_t q = 0; q < n_kw_by_byte[c0]; q++) {
+            size_t k = kw_by_byte[c0][q];
             if (p + ctx_len[k] > pos || !kw_at(t, n, p, k))
                 continue;
             size_t e = p + ctx_len[k];
@@ -319,8 +328,11 @@ static size_t prefecture_at(const char *t, size_t n, size_t p)
     unsigned char c = (unsigned char)t[p];
     if (c < 0xE0)
         return 0;
+    if (p + 9 > n)
+        return 0;
     for (size_t k = 0; k < N_PREF; k++)
-        if ((unsigned char)prefectures[k][0] == c && at(t, n, p, prefectures[k]))
+        if ((unsigned char)prefectures[k][0] == c && prefectures[k][1] == t[p + 1] &&
+            prefectures[k][2] == t[p + 2] && at(t, n, p, prefectures[k]))
             return strlen(prefectures[k]);
     return 0;
 }
@@ -1130,11 +1142,9 @@ static void scan_birth_dates(struct scan *s)
         unsigned char c0 = (unsigned char)t[p];
         if ((c0 & 0xC0) == 0x80)
             continue;
-        for (size_t k = 0; k < N_CTX_WORDS; k++) {
+        for (size_t qq = 0; qq < n_kw_by_byte[c0]; qq++) {
+            size_t k = kw_by_byte[c0][qq];
             if (ctx_words[k].ctx != C_BIRTH)
-                continue;
-            unsigned char k0 = (unsigned char)ctx_words[k].s[0];
-            if (ctx_ascii[k] ? ((c0 | 0x20) != (k0 | 0x20)) : c0 != k0)
                 continue;
             if (!kw_at(t, n, p, k))
                 continue;

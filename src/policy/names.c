@@ -4,6 +4,7 @@
  * words right before an honorific are names too (foreign names: スミスさん).
  * The model is shared; each call makes its own tagger and lattice, so calls are thread-safe. */
 #include <mecab.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,25 @@
 
 struct kura_mecab {
     mecab_model_t *model;
+    pthread_key_t key; /* per-thread tagger + lattice, reused across calls */
 };
+
+struct tagger_tls {
+    mecab_t *tagger;
+    mecab_lattice_t *lat;
+};
+
+static void tls_free(void *p)
+{
+    struct tagger_tls *t = p;
+    if (!t)
+        return;
+    if (t->lat)
+        mecab_lattice_destroy(t->lat);
+    if (t->tagger)
+        mecab_destroy(t->tagger);
+    free(t);
+}
 
 static bool is_dir(const char *p)
 {
@@ -75,6 +94,12 @@ struct kura_mecab *kura_mecab_open(const char *dic, char *why, size_t why_len)
         return NULL;
     }
     m->model = model;
+    if (pthread_key_create(&m->key, tls_free) != 0) {
+        mecab_model_destroy(model);
+        free(m);
+        snprintf(why, why_len, "pthread_key_create failed");
+        return NULL;
+    }
     return m;
 }
 
@@ -82,6 +107,10 @@ void kura_mecab_close(struct kura_mecab *m)
 {
     if (!m)
         return;
+    /* this thread's tagger goes now; other threads' go when they exit */
+    tls_free(pthread_getspecific(m->key));
+    pthread_setspecific(m->key, NULL);
+    pthread_key_delete(m->key);
     mecab_model_destroy(m->model);
     free(m);
 }
@@ -150,19 +179,14 @@ static bool name_field_before(const char *t, size_t a)
     return false;
 }
 
-int kura_mecab_persons(struct kura_mecab *m, const char *norm, size_t n, struct kura_findings *out)
+/* Parses one segment norm[s0, s1) and appends its person findings. */
+static int persons_segment(struct tagger_tls *tl, const char *norm, size_t s0, size_t s1,
+                           struct kura_findings *out)
 {
-    if (n == 0)
-        return 0;
-    mecab_t *tagger = mecab_model_new_tagger(m->model);
-    mecab_lattice_t *lat = mecab_model_new_lattice(m->model);
-    int rc = -1;
-    if (!tagger || !lat)
-        goto done;
-    mecab_lattice_set_sentence2(lat, norm, n);
-    if (!mecab_parse_lattice(tagger, lat))
-        goto done;
-    const mecab_node_t *nd = mecab_lattice_get_bos_node(lat);
+    mecab_lattice_set_sentence2(tl->lat, norm + s0, s1 - s0);
+    if (!mecab_parse_lattice(tl->tagger, tl->lat))
+        return -1;
+    const mecab_node_t *nd = mecab_lattice_get_bos_node(tl->lat);
     nd = nd ? nd->next : NULL;
     while (nd && nd->stat != MECAB_EOS_NODE) {
         const char *feat = nd->feature ? nd->feature : "";
@@ -174,7 +198,7 @@ int kura_mecab_persons(struct kura_mecab *m, const char *norm, size_t n, struct 
                 size_t a = (size_t)(nd->surface - norm);
                 if (kura_findings_push(out, KURA_PII_PERSON, a, a + nd->length, 0.8f,
                                        "jp_katakana_honorific", -1))
-                    goto done;
+                    return -1;
             }
             nd = nd->next;
             continue;
@@ -210,16 +234,61 @@ int kura_mecab_persons(struct kura_mecab *m, const char *norm, size_t n, struct 
         if (conf > 0 && b - a >= 3) {
             if (kura_findings_push(out, KURA_PII_PERSON, a, b, conf,
                                    hon ? "jp_person_honorific" : "jp_person_mecab", -1))
-                goto done;
+                return -1;
         }
         (void)count;
         nd = last->next;
     }
-    rc = 0;
-done:
-    if (lat)
-        mecab_lattice_destroy(lat);
-    if (tagger)
-        mecab_destroy(tagger);
-    return rc;
+    return 0;
+}
+
+static bool segment_end(const char *t, size_t n, size_t p, size_t *len)
+{
+    if (t[p] == '\n' || t[p] == '!' || t[p] == '?') {
+        *len = 1;
+        return true;
+    }
+    if (p + 3 <= n && memcmp(t + p, "。", 3) == 0) {
+        *len = 3;
+        return true;
+    }
+    return false;
+}
+
+int kura_mecab_persons(struct kura_mecab *m, const char *norm, size_t n, struct kura_findings *out)
+{
+    if (n == 0)
+        return 0;
+    struct tagger_tls *tl = pthread_getspecific(m->key);
+    if (!tl) {
+        tl = calloc(1, sizeof *tl);
+        if (!tl)
+            return -1;
+        tl->tagger = mecab_model_new_tagger(m->model);
+        tl->lat = mecab_model_new_lattice(m->model);
+        if (!tl->tagger || !tl->lat || pthread_setspecific(m->key, tl) != 0) {
+            tls_free(tl);
+            return -1;
+        }
+    }
+    /* only segments with kanji or katakana can hold a Japanese name: skip the rest */
+    size_t s0 = 0;
+    bool ja = false;
+    for (size_t p = 0; p <= n; p++) {
+        size_t sl = 0;
+        if (p == n || segment_end(norm, n, p, &sl)) {
+            size_t e = p == n ? n : p + sl;
+            if (ja && persons_segment(tl, norm, s0, e, out))
+                return -1;
+            s0 = e;
+            ja = false;
+            if (sl > 1)
+                p += sl - 1;
+            continue;
+        }
+        unsigned char c = (unsigned char)norm[p];
+        if (c >= 0xE3 && c <= 0xE9 && p + 1 < n)
+            ja |= c >= 0xE4 || (unsigned char)norm[p + 1] >= 0x82;
+    }
+    return 0;
 }
