@@ -21,6 +21,107 @@ static bool span_match(enum kura_pii_type t, size_t a0, size_t a1, size_t b0, si
     return a0 < b1 && b0 < a1; /* names, addresses: overlap */
 }
 
+struct expect {
+    int type;
+    size_t s0, s1;
+};
+
+static struct counts c[KURA_PII__COUNT];
+static bool verbose;
+static unsigned n_rec, n_neg, n_ja;
+
+/* Detects text and scores it against exp[0..ne). */
+static void eval_one(const struct kura_detector *det, const char *text, const struct expect *exp,
+                     size_t ne, const char *shown)
+{
+    struct kura_errbuf eb = {0};
+    size_t tl = strlen(text);
+    n_rec++;
+    for (size_t k = 0; k < tl; k++)
+        if ((unsigned char)text[k] >= 0xE3) {
+            n_ja++;
+            break;
+        }
+    if (ne == 0)
+        n_neg++;
+    struct kura_findings got = {0};
+    CHECK(kura_detect(det, NULL, text, tl, &got, &eb) == KURA_OK);
+    bool *used = calloc(got.n + 1, 1);
+    for (size_t i = 0; i < ne; i++) {
+        int t = exp[i].type;
+        bool hit = false;
+        for (size_t k = 0; k < got.n && !hit; k++)
+            if (!used[k] && (int)got.v[k].type == t &&
+                span_match((enum kura_pii_type)t, got.v[k].start, got.v[k].end, exp[i].s0, exp[i].s1)) {
+                used[k] = true;
+                hit = true;
+            }
+        if (hit) {
+            c[t].tp++;
+        } else {
+            c[t].fn++;
+            if (verbose)
+                printf("MISS %-16s [%zu,%zu) in: %s\n", kura_pii_type_name(t), exp[i].s0, exp[i].s1, shown);
+        }
+    }
+    for (size_t k = 0; k < got.n; k++)
+        if (!used[k]) {
+            c[got.v[k].type].fp++;
+            if (verbose)
+                printf("FALSE %-15s [%zu,%zu) '%.*s' (%s) in: %s\n", kura_pii_type_name(got.v[k].type),
+                       got.v[k].start, got.v[k].end, (int)(got.v[k].end - got.v[k].start),
+                       text + got.v[k].start, got.v[k].rule, shown);
+        }
+    free(used);
+    kura_findings_free(&got);
+}
+
+/* handwritten.txt: one snippet per line, [[type:value]] marks an expected finding. */
+static void eval_marked(const struct kura_detector *det, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECKF(f != NULL, "cannot open %s", path);
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[--n] = 0;
+        if (n == 0 || line[0] == '#')
+            continue;
+        char *clean = malloc((size_t)n + 1);
+        struct expect exp[32];
+        size_t ne = 0, o = 0;
+        for (char *p = line; *p;) {
+            if (p[0] == '[' && p[1] == '[') {
+                char *colon = strchr(p + 2, ':'), *end = strstr(p + 2, "]]");
+                CHECKF(colon && end && colon < end && ne < 32, "bad markup: %s", line);
+                if (!colon || !end || colon > end || ne >= 32)
+                    break;
+                *colon = 0;
+                int t = kura_pii_type_from_name(p + 2);
+                CHECKF(t >= 0, "unknown type '%s'", p + 2);
+                exp[ne].type = t < 0 ? 0 : t;
+                exp[ne].s0 = o;
+                memcpy(clean + o, colon + 1, (size_t)(end - colon - 1));
+                o += (size_t)(end - colon - 1);
+                exp[ne].s1 = o;
+                ne++;
+                p = end + 2;
+            } else {
+                clean[o++] = *p++;
+            }
+        }
+        clean[o] = 0;
+        eval_one(det, clean, exp, ne, clean);
+        free(clean);
+    }
+    free(line);
+    fclose(f);
+}
+
 int main(void)
 {
     const char *src = getenv("KURA_SRC");
@@ -31,7 +132,7 @@ int main(void)
         fprintf(stderr, "cannot open %s\n", path);
         return 1;
     }
-    bool verbose = getenv("KURA_POLICY_EVAL_VERBOSE") != NULL;
+    verbose = getenv("KURA_POLICY_EVAL_VERBOSE") != NULL;
     struct kura_detector *det = NULL;
     struct kura_errbuf eb = {0};
     CHECK(kura_detector_create(NULL, &det, &eb) == KURA_OK);
@@ -40,69 +141,36 @@ int main(void)
     bool mecab = kura_detector_has_mecab(det);
     if (!mecab)
         printf("note: %s\n", kura_detector_warning(det));
-    struct counts c[KURA_PII__COUNT];
-    memset(c, 0, sizeof c);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    unsigned n_rec = 0, n_neg = 0, n_ja = 0;
     while ((n = getline(&line, &cap, f)) > 0) {
         json_error_t je;
         json_t *rec = json_loadb(line, (size_t)n, 0, &je);
         CHECKF(rec != NULL, "bad line %u: %s", n_rec + 1, je.text);
         if (!rec)
             continue;
-        n_rec++;
         const char *text = json_string_value(json_object_get(rec, "text"));
-        json_t *exp = json_object_get(rec, "findings");
-        size_t tl = strlen(text);
-        for (size_t k = 0; k < tl; k++)
-            if ((unsigned char)text[k] >= 0xE3) {
-                n_ja++;
-                break;
-            }
-        if (json_array_size(exp) == 0)
-            n_neg++;
-        struct kura_findings got = {0};
-        CHECK(kura_detect(det, NULL, text, tl, &got, &eb) == KURA_OK);
-        size_t ne = json_array_size(exp);
-        bool *used = calloc(got.n + 1, 1);
+        json_t *ja = json_object_get(rec, "findings");
+        size_t ne = json_array_size(ja);
+        struct expect *exp = calloc(ne + 1, sizeof *exp);
         for (size_t i = 0; i < ne; i++) {
-            json_t *e = json_array_get(exp, i);
+            json_t *e = json_array_get(ja, i);
             int t = kura_pii_type_from_name(json_string_value(json_object_get(e, "type")));
-            size_t s0 = (size_t)json_integer_value(json_object_get(e, "start"));
-            size_t s1 = (size_t)json_integer_value(json_object_get(e, "end"));
             CHECK(t >= 0);
-            if (t < 0)
-                continue;
-            bool hit = false;
-            for (size_t k = 0; k < got.n && !hit; k++)
-                if (!used[k] && (int)got.v[k].type == t &&
-                    span_match((enum kura_pii_type)t, got.v[k].start, got.v[k].end, s0, s1)) {
-                    used[k] = true;
-                    hit = true;
-                }
-            if (hit) {
-                c[t].tp++;
-            } else {
-                c[t].fn++;
-                if (verbose)
-                    printf("MISS %-16s [%zu,%zu) in: %s", kura_pii_type_name(t), s0, s1, line);
-            }
+            exp[i].type = t < 0 ? 0 : t;
+            exp[i].s0 = (size_t)json_integer_value(json_object_get(e, "start"));
+            exp[i].s1 = (size_t)json_integer_value(json_object_get(e, "end"));
         }
-        for (size_t k = 0; k < got.n; k++)
-            if (!used[k]) {
-                c[got.v[k].type].fp++;
-                if (verbose)
-                    printf("FALSE %-15s [%zu,%zu) '%.*s' (%s) in: %s",
-                           kura_pii_type_name(got.v[k].type), got.v[k].start, got.v[k].end,
-                           (int)(got.v[k].end - got.v[k].start), text + got.v[k].start,
-                           got.v[k].rule, line);
-            }
-        free(used);
-        kura_findings_free(&got);
+        line[strcspn(line, "\n")] = 0;
+        eval_one(det, text ? text : "", exp, ne, line);
+        free(exp);
         json_decref(rec);
     }
+    unsigned n_generated = n_rec;
+    snprintf(path, sizeof path, "%s/tests/data/policy/handwritten.txt", src ? src : ".");
+    eval_marked(det, path);
+    printf("%u generated + %u hand-written snippets\n", n_generated, n_rec - n_generated);
     free(line);
     fclose(f);
     printf("%u snippets (%u Japanese, %u without personal data)\n", n_rec, n_ja, n_neg);
