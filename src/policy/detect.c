@@ -651,7 +651,7 @@ static size_t scan_run(struct scan *s, size_t p)
                 spaces++;
             k++;
         }
-        if (k > q && k < n && isdig((unsigned char)t[k]) && spaces <= 1 && !(t[k - 1] == '(' && k - q == 1 && t[q] == '(' && false)) {
+        if (k > q && k < n && isdig((unsigned char)t[k]) && spaces <= 1) {
             q = k;
             continue;
         }
