@@ -742,16 +742,18 @@ static void scan_email(struct scan *s)
         if (t[p] != '@' || p < last_end)
             continue;
         size_t a = p;
-        while (a > last_end && email_local((unsigned char)t[a - 1]))
+        while (a > last_end && p - a < 64 && email_local((unsigned char)t[a - 1])) /* RFC 5321 */
             a--;
+        if (a > last_end && email_local((unsigned char)t[a - 1]))
+            continue; /* longer local part: not an address (and no quadratic rescans) */
         while (a < p && (t[a] == '.' || t[a] == '-'))
             a++;
         if (a == p)
             continue;
         size_t q = p + 1, labels = 0, last_label = 0, tld_alpha = 1;
-        while (q < n) {
+        while (q < n && q - p < 255) {
             size_t ls = q;
-            while (q < n && (isaln((unsigned char)t[q]) || t[q] == '-'))
+            while (q < n && q - ls < 63 && (isaln((unsigned char)t[q]) || t[q] == '-'))
                 q++;
             if (q == ls)
                 break;
@@ -1566,7 +1568,8 @@ enum kura_err kura_detect(const struct kura_detector *d, const struct kura_polic
         tmp.v[k].start = kura_nmap_start(map, a);
         tmp.v[k].end = kura_nmap_end(map, nl, b);
     }
-    qsort(tmp.v, tmp.n, sizeof *tmp.v, cmp_start);
+    if (tmp.n > 1)
+        qsort(tmp.v, tmp.n, sizeof *tmp.v, cmp_start);
     /* drop overlaps: keep the better finding of each overlapping pair */
     size_t kept = 0;
     for (size_t k = 0; k < tmp.n; k++) {

@@ -276,13 +276,17 @@ int kura_mecab_persons(struct kura_mecab *m, const char *norm, size_t n, struct 
     bool ja = false;
     for (size_t p = 0; p <= n; p++) {
         size_t sl = 0;
-        if (p == n || segment_end(norm, n, p, &sl)) {
-            size_t e = p == n ? n : p + sl;
+        /* very long segments are cut (at a character start) to bound MeCab's lattice */
+        bool cut = p < n && p - s0 >= 16384 && ((unsigned char)norm[p] & 0xC0) != 0x80;
+        if (p == n || cut || segment_end(norm, n, p, &sl)) {
+            size_t e = p == n ? n : cut ? p : p + sl;
             if (ja && persons_segment(tl, norm, s0, e, out))
                 return -1;
             s0 = e;
             ja = false;
-            if (sl > 1)
+            if (cut)
+                p--; /* look at this character again as the start of the next segment */
+            else if (sl > 1)
                 p += sl - 1;
             continue;
         }
