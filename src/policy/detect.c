@@ -85,7 +85,7 @@ static bool ishex(int c) { return isdig(c) || (c >= 'a' && c <= 'f') || (c >= 'A
 static bool at(const char *t, size_t n, size_t p, const char *s)
 {
     size_t l = strlen(s);
-    return p + l <= n && memcmp(t + p, s, l) == 0;
+    return p <= n && l <= n - p && memcmp(t + p, s, l) == 0;
 }
 
 /* Length of the UTF-8 character starting at t[p] (1 for bytes that are not a lead byte). */
@@ -717,6 +717,7 @@ static void scan_digit_runs(struct scan *s)
                 glued = false;
         }
         if (glued) { /* skip the whole code */
+            p++;
             while (p < n && (isaln((unsigned char)t[p]) || t[p] == '-' || t[p] == '_'))
                 p++;
             continue;
@@ -1196,7 +1197,7 @@ static void scan_insurance_symbols(struct scan *s)
         size_t kl = 0;
         if (at(t, n, p, "記号"))
             kl = 6;
-        else if (at(t, n, p, "番号") && !(p >= 6 && (at(t, n, p - 6, "者番") || at(t, n, p - 9, "保険者"))))
+        else if (at(t, n, p, "番号") && !(p >= 6 && (at(t, n, p - 6, "者番") || (p >= 9 && at(t, n, p - 9, "保険者")))))
             kl = 6;
         if (!kl)
             continue;
