@@ -48,4 +48,14 @@
 #define KURA_AUDIT_MAX_GARBAGE      64          /* unparseable lines one seal record may cover */
 #define KURA_AUDIT_MAX_HEAD_FILE    4096        /* bytes in audit/head.json */
 
+/* Policy engine */
+#define KURA_POLICY_MAX_TEXT        (16u << 20) /* bytes scanned by one kura_detect call */
+#define KURA_POLICY_MAX_FINDINGS    (1u << 20)  /* findings per text */
+#define KURA_POLICY_MAX_FILE        (1u << 20)  /* bytes in a policy file */
+#define KURA_POLICY_MAX_RULES       1024        /* operator rules in a policy */
+#define KURA_POLICY_MAX_KEYWORDS    4096        /* keywords in one rule */
+#define KURA_POLICY_MAX_DESTS       256         /* destinations in a policy */
+#define KURA_POLICY_MAX_STRING      4096        /* bytes in one policy string */
+#define KURA_POLICY_MAX_PLACEHOLDERS (1u << 16) /* distinct values pseudonymised in one request */
+#define KURA_EGRESS_MAX_RESPONSE    (32u << 20) /* bytes accepted from an upstream */
 #endif
