@@ -180,79 +180,12 @@ struct unp_k {
     float d, dmin;   /* float factors of the scale sum and the bsums sum */
 };
 
-static inline void unpack_q4_k(const struct blk_q4_k *b, struct unp_k *u)
-{
-    int16_t m16[16];
-    for (int c = 0; c < 4; c++) {
-        __m256i raw = load256(b->qs + 32 * c);
-        u->q[2 * c] = _mm256_and_si256(raw, _mm256_set1_epi8(15));
-        u->q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(15));
-    }
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        k4_scale_min(b->scales, j, &sc, &m);
-        u->sc[j] = _mm256_set1_epi16(sc);
-        m16[2 * j] = m16[2 * j + 1] = m;
-    }
-    u->bmul = load256(m16);
-    u->d = h2f(b->d);
-    u->dmin = -h2f(b->dmin);
-}
-
-static inline void unpack_q5_k(const struct blk_q5_k *b, struct unp_k *u)
-{
-    int16_t m16[16];
-    __m256i qh = load256(b->qh);
-    const __m256i one = _mm256_set1_epi8(1), low4 = _mm256_set1_epi8(15);
-    for (int c = 0; c < 4; c++) {
-        __m256i raw = load256(b->qs + 32 * c);
-        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one);
-        __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one);
-        u->q[2 * c] = _mm256_or_si256(_mm256_and_si256(raw, low4), _mm256_slli_epi16(h0, 4));
-        u->q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
-                                          _mm256_slli_epi16(h1, 4));
-    }
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        k4_scale_min(b->scales, j, &sc, &m);
-        u->sc[j] = _mm256_set1_epi16(sc);
-        m16[2 * j] = m16[2 * j + 1] = m;
-    }
-    u->bmul = load256(m16);
-    u->d = h2f(b->d);
-    u->dmin = -h2f(b->dmin);
-}
-
 /* Scales of the 16-element sub-blocks 2k, 2k+1 as a maddubs-shaped int16 vector. */
 static inline __m256i pair_scales(int a, int b)
 {
     return _mm256_setr_epi16((short)a, (short)a, (short)a, (short)a, (short)a, (short)a, (short)a,
                              (short)a, (short)b, (short)b, (short)b, (short)b, (short)b, (short)b,
                              (short)b, (short)b);
-}
-
-static inline void unpack_q6_k(const struct blk_q6_k *b, struct unp_k *u)
-{
-    const __m256i low4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        __m256i l0 = load256(b->ql + 64 * h), l1 = load256(b->ql + 64 * h + 32);
-        __m256i hb = load256(b->qh + 32 * h);
-        __m256i lo[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
-                         _mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                         _mm256_and_si256(_mm256_srli_epi16(l1, 4), low4)};
-        for (int g = 0; g < 4; g++) {
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), three);
-            u->q[4 * h + g] = _mm256_or_si256(lo[g], _mm256_slli_epi16(hi, 4));
-        }
-    }
-    int16_t m16[16];
-    for (int k = 0; k < 8; k++)
-        u->sc[k] = pair_scales(b->scales[2 * k], b->scales[2 * k + 1]);
-    for (int j = 0; j < 16; j++)
-        m16[j] = (int16_t)(-32 * b->scales[j]);
-    u->bmul = load256(m16);
-    u->d = h2f(b->d);
-    u->dmin = h2f(b->d); /* offset term: d * sum(-32 sc bsums) */
 }
 
 static inline void unpack_q2_k(const struct blk_q2_k *b, struct unp_k *u)
@@ -440,12 +373,6 @@ SIMD_ORDERED_VEC_DOT(q8_0)
 SIMD_QUANT_KERNELS(q2_k, struct blk_q2_k, struct blk_q8_k, struct unp_k, unpack_q2_k, dot_k_q8_k,
                    QK_K)
 SIMD_QUANT_KERNELS(q3_k, struct blk_q3_k, struct blk_q8_k, struct unp_k, unpack_q3_k, dot_k_q8_k,
-                   QK_K)
-SIMD_QUANT_KERNELS(q4_k, struct blk_q4_k, struct blk_q8_k, struct unp_k, unpack_q4_k, dot_k_q8_k,
-                   QK_K)
-SIMD_QUANT_KERNELS(q5_k, struct blk_q5_k, struct blk_q8_k, struct unp_k, unpack_q5_k, dot_k_q8_k,
-                   QK_K)
-SIMD_QUANT_KERNELS(q6_k, struct blk_q6_k, struct blk_q8_k, struct unp_k, unpack_q6_k, dot_k_q8_k,
                    QK_K)
 SIMD_QUANT_KERNELS(q8_k, struct blk_q8_k, struct blk_q8_k, struct unp_q8_k, unpack_q8_k,
                    dot_q8_k_q8_k, QK_K)
@@ -728,9 +655,6 @@ static void SIMD_SFX(fill_common)(struct kura_type_traits *t)
     SET(KURA_TYPE_Q8_1, q8_1);
     SET(KURA_TYPE_Q2_K, q2_k);
     SET(KURA_TYPE_Q3_K, q3_k);
-    SET(KURA_TYPE_Q4_K, q4_k);
-    SET(KURA_TYPE_Q5_K, q5_k);
-    SET(KURA_TYPE_Q6_K, q6_k);
     SET(KURA_TYPE_Q8_K, q8_k);
 #undef SET
     t[KURA_TYPE_Q4_0].vec_dot = SIMD_SFX(vec_dot_ord_q4_0);
