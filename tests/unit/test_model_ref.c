@@ -3,7 +3,7 @@
  *   generated id alone; at each generated position the reference's top-5 log-probabilities must
  *   match kura's within the type's tolerance, and the reference's top-1 must be in kura's top 3;
  * - free-running greedy generation must reproduce gen_ids exactly for stories260K F32/F16/Q8_0.
- * Set KURA_REF_ONLY=substring to run a subset. */
+ * Set KURA_REF_ONLY=substring to run a subset, KURA_REF_TRACE=1 to print every step's deviation. */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -149,12 +149,23 @@ static void check_file(const char *shared, const char *ref_name)
         if (np <= 0 || ng <= 0)
             continue;
         /* teacher-forced */
+        bool trace = getenv("KURA_REF_TRACE") != NULL;
         e = kura_ctx_eval_seq(c, kv, prompt, np, 0, false, logits, &eb);
         CHECKF(e == KURA_OK, "%s", eb.msg);
         for (int i = 0; i < ng && !e; i++) {
             json_t *st = json_array_get(steps, (size_t)i);
             json_t *top5 = json_object_get(st, "top5");
             log_softmax(logits, nv, lp);
+            double step_worst = 0;
+            for (size_t k = 0; k < json_array_size(top5); k++) {
+                json_t *pr = json_array_get(top5, k);
+                double dd = fabs(lp[json_integer_value(json_array_get(pr, 0))] -
+                                 json_real_value(json_array_get(pr, 1)));
+                step_worst = dd > step_worst ? dd : step_worst;
+            }
+            if (trace) /* KURA_REF_TRACE=1: the largest deviation at every step */
+                printf("  %s prompt %zu step %d: max |dlogprob| %.6f\n", model_name, r, i,
+                       step_worst);
             for (size_t k = 0; k < json_array_size(top5); k++) {
                 json_t *pair = json_array_get(top5, k);
                 int id = (int)json_integer_value(json_array_get(pair, 0));
