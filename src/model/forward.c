@@ -447,8 +447,10 @@ static void rope_apply(const struct kura_hparams *hp, float *x, int n_heads, con
             int i0 = hp->rope_neox ? p : 2 * p;
             int i1 = hp->rope_neox ? p + half : 2 * p + 1;
             float a = v[i0], b = v[i1];
-            v[i0] = a * cs[p] - b * sn[p];
-            v[i1] = a * sn[p] + b * cs[p];
+            /* The reference engine's compiler contracts x0*c - x1*s and x0*s + x1*c into one
+             * fused multiply-add each (first product fused, second rounded): so do we, exactly. */
+            v[i0] = fmaf(a, cs[p], -(b * sn[p]));
+            v[i1] = fmaf(a, sn[p], b * cs[p]);
         }
     }
 }
@@ -506,7 +508,7 @@ static void att_worker(void *arg, int ith, int nth)
                 vs = expf(s - mx);
             }
             fs->f16_axpy(acc, vbase + (size_t)p * kv_dim, hd, vs);
-            sum = sum * ms + vs;
+            sum = fmaf(sum, ms, vs); /* S*ms + vs, contracted as the reference's compiler does */
         }
         float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
         float inv = 1.0f / sum;

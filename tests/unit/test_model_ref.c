@@ -19,30 +19,15 @@ struct tol {
     double tol;
 };
 
-/* Log-probability tolerance per tensor type (the reference README allows 0.01 for F32,
- * 0.03 for F16/BF16 and up to 0.1 for quantized types). */
+/* Log-probability tolerance per tensor type. The reference README allows 0.01 for F32, 0.03 for
+ * F16/BF16 and up to 0.1 for quantized types; kura follows the reference engine's summation
+ * orders, so several types are held tighter (measured maxima on every kernel path today: F32
+ * 0.0036, F16 0, BF16 0.024, Q8_0/Q4_1/Q5_0/Q5_1 0, Q4_K_M 0.036, Q4_0 0.091, Q5_K_M 0.096,
+ * Q6_K 0.086). */
 static const struct tol TOLS[] = {
-    {"-F32", 0.01}, {"-F16", 0.03}, {"-BF16", 0.03}, {"-Q8_0", 0.1}, {"-Q6_K", 0.1},
-    {"-Q5_K_M", 0.1}, {"-Q5_0", 0.1}, {"-Q5_1", 0.1}, {"-Q4_K_M", 0.1}, {"-Q4_0", 0.1},
-    {"-Q4_1", 0.1},
-};
-
-/* KNOWN GAPS (open in the engine issue): on these files some positions still differ from the
- * reference by more than the README tolerance, on some kernel paths. The cause is a rounding
- * flip (one f16 KV entry or one Q8 activation level) that then persists for the rest of the
- * sequence, because kura's summation order differs from the reference engine's for these
- * types. tiny-qwen2-Q4_K_M: cause not yet found (its Q4_K and Q6_K tensors follow the
- * reference's x86 orders, which fixed the other K-quant files). stories260K-Q8_0 is not a kernel
- * order: the F32/F16/Q8_0/
- * Q4_0 kernels of every ISA equal the scalar ones bit for bit (test_kernels_isa), and the
- * scalar path gives the same excess (prompt 1 from position 53 on, after deviations of <= 0.003
- * from step 10 of prompt 0 that stories260K-F32/F16 show too): something in the forward pass
- * of this tiny shape (head_dim 8, n_ff 172) still differs from the reference. Until fixed they
- * are held to a regression bound, and the test prints every excess. Remove entries as they are
- * fixed; never add one without an issue note. */
-static const struct tol KNOWN_GAPS[] = {
-    {"stories260K-Q8_0", 0.3},
-    {"qwen2-Q4_K_M", 0.3},
+    {"-F32", 0.01},    {"-F16", 0.01},    {"-BF16", 0.03},  {"-Q8_0", 0.02},
+    {"-Q6_K", 0.1},    {"-Q5_K_M", 0.1},  {"-Q5_0", 0.02},  {"-Q5_1", 0.02},
+    {"-Q4_K_M", 0.05}, {"-Q4_0", 0.1},    {"-Q4_1", 0.02},
 };
 
 static double tol_for(const char *name)
@@ -51,14 +36,6 @@ static double tol_for(const char *name)
         if (strstr(name, TOLS[i].suffix))
             return TOLS[i].tol;
     return 0.1;
-}
-
-static double gap_bound(const char *name)
-{
-    for (size_t i = 0; i < sizeof KNOWN_GAPS / sizeof KNOWN_GAPS[0]; i++)
-        if (strstr(name, KNOWN_GAPS[i].suffix))
-            return KNOWN_GAPS[i].tol;
-    return 0;
 }
 
 static void log_softmax(const float *logits, int n, double *out)
@@ -132,8 +109,7 @@ static void check_file(const char *shared, const char *ref_name)
         goto out;
     float *logits = malloc((size_t)nv * sizeof *logits);
     double *lp = malloc((size_t)nv * sizeof *lp);
-    double tol = tol_for(model_name), worst = 0, gap = gap_bound(model_name);
-    int n_excess = 0;
+    double tol = tol_for(model_name), worst = 0;
     int top1_misses = 0, steps_total = 0;
     bool exact_greedy = strncmp(model_name, "stories260K-", 12) == 0 &&
                         (strstr(model_name, "-F32") || strstr(model_name, "-F16") ||
@@ -173,14 +149,8 @@ static void check_file(const char *shared, const char *ref_name)
                 double d = fabs(lp[id] - ref);
                 if (d > worst)
                     worst = d;
-                if (gap > 0 && d > tol) { /* known gap: regression bound only, reported */
-                    n_excess++;
-                    CHECKF(d <= gap, "%s prompt %zu step %d id %d: logprob %.5f vs reference "
-                           "%.5f (known-gap bound %.3f)", model_name, r, i, id, lp[id], ref, gap);
-                } else {
-                    CHECKF(d <= tol, "%s prompt %zu step %d id %d: logprob %.5f vs reference "
-                           "%.5f (tol %.3f)", model_name, r, i, id, lp[id], ref, tol);
-                }
+                CHECKF(d <= tol, "%s prompt %zu step %d id %d: logprob %.5f vs reference "
+                       "%.5f (tol %.3f)", model_name, r, i, id, lp[id], ref, tol);
             }
             int ref_top1 = (int)json_integer_value(json_array_get(json_array_get(top5, 0), 0));
             int rk = rank_of(logits, nv, ref_top1);
@@ -209,9 +179,6 @@ static void check_file(const char *shared, const char *ref_name)
     }
     printf("%-28s max |dlogprob| %.5f (tol %.3f), top-1 differs at %d/%d steps%s\n", model_name,
            worst, tol, top1_misses, steps_total, exact_greedy ? ", exact greedy checked" : "");
-    if (n_excess)
-        printf("  KNOWN GAP: %d log-probabilities of %s exceed the tolerance %.3f (bound %.3f)\n",
-               n_excess, model_name, tol, gap);
     free(logits);
     free(lp);
 out:
