@@ -139,6 +139,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kura serve: %s\n", eb.msg);
         goto out;
     }
+    if (!cfg.tls_cert && strcmp(cfg.host, "127.0.0.1") != 0 && strcmp(cfg.host, "::1") != 0 &&
+        strcmp(cfg.host, "localhost") != 0)
+        fprintf(stderr, "kura serve: warning: listening on %s without TLS: API keys, prompts and "
+                        "answers cross the network in clear text (see --tls-cert)\n", cfg.host);
     if ((rc = cli_state_resolve(&st)))
         goto out;
     if ((rc = cli_state_unlock(&st, &keys)))

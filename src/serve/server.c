@@ -453,6 +453,7 @@ struct conn {
     struct model_rt *mrt;
     char ip[64];
     char *prompt_text; /* for the audit log when log_prompts */
+    char *oai_user;    /* the request's "user" field, for the audit log */
     int32_t max_tokens;
     bool counted_tokens;
 };
@@ -586,7 +587,7 @@ static int rate_check(struct kura_server *s, const struct kura_apikey_info *k)
     if (!wait && rl->requests_per_min)
         b->req -= 1.0;
     pthread_mutex_unlock(&s->rate_mu);
-    return wait < 1 && wait != 0 ? 1 : wait;
+    return wait;
 }
 
 static void rate_consume_tokens(struct kura_server *s, const struct kura_apikey_info *k,
@@ -668,24 +669,35 @@ static bool authorize(struct conn *c, struct MHD_Connection *mc, enum MHD_Result
 
 /* ---- simple routes ---- */
 
-static enum MHD_Result do_models(struct conn *c, struct MHD_Connection *mc)
+static json_t *model_obj(const struct model_rt *mr)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "id", json_string(mr->name));
+    json_object_set_new(m, "object", json_string("model"));
+    json_object_set_new(m, "created", json_integer(mr->created));
+    json_object_set_new(m, "owned_by", json_string("kura"));
+    json_t *meta = json_object();
+    json_object_set_new(meta, "n_ctx", json_integer(mr->n_ctx));
+    json_object_set_new(meta, "n_embd", json_integer(mr->n_embd));
+    json_object_set_new(meta, "slots", json_integer(mr->slots));
+    json_object_set_new(meta, "sha256", json_string(mr->digest));
+    json_object_set_new(m, "meta", meta);
+    return m;
+}
+
+static enum MHD_Result do_models(struct conn *c, struct MHD_Connection *mc, const char *url)
 {
     struct kura_server *s = c->srv;
-    json_t *o = json_object(), *arr = json_array();
-    for (int i = 0; i < s->n_models; i++) {
-        json_t *m = json_object();
-        json_object_set_new(m, "id", json_string(s->models[i].name));
-        json_object_set_new(m, "object", json_string("model"));
-        json_object_set_new(m, "created", json_integer(s->models[i].created));
-        json_object_set_new(m, "owned_by", json_string("kura"));
-        json_t *meta = json_object();
-        json_object_set_new(meta, "n_ctx", json_integer(s->models[i].n_ctx));
-        json_object_set_new(meta, "n_embd", json_integer(s->models[i].n_embd));
-        json_object_set_new(meta, "slots", json_integer(s->models[i].slots));
-        json_object_set_new(meta, "sha256", json_string(s->models[i].digest));
-        json_object_set_new(m, "meta", meta);
-        json_array_append_new(arr, m);
+    if (strncmp(url, "/v1/models/", 11) == 0) {
+        for (int i = 0; i < s->n_models; i++)
+            if (strcmp(url + 11, s->models[i].name) == 0)
+                return send_json(c, mc, 200, model_obj(&s->models[i]));
+        return send_err(c, mc, 404, "invalid_request_error", "model", "model_not_found",
+                        "The model does not exist", 0);
     }
+    json_t *o = json_object(), *arr = json_array();
+    for (int i = 0; i < s->n_models; i++)
+        json_array_append_new(arr, model_obj(&s->models[i]));
     json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", arr);
     return send_json(c, mc, 200, o);
@@ -802,6 +814,15 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
             sb_printf(&b, "%s{model=\"%s\"} %.17g\n", names[k][0], s->models[i].name, v);
         }
     }
+    sb_printf(&b, "# HELP kura_request_tokens_total Tokens in answered API requests, by model "
+                  "and kind (prompt: tokens in; completion: tokens out).\n"
+                  "# TYPE kura_request_tokens_total counter\n");
+    for (int i = 0; i < s->n_models; i++) {
+        sb_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"prompt\"} %llu\n",
+                  s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_in));
+        sb_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"completion\"} %llu\n",
+                  s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_out));
+    }
     if (b.oom) {
         free(b.p);
         return MHD_NO;
@@ -901,6 +922,8 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
         goto out;
     }
     c->mrt = m;
+    if (rq.user)
+        c->oai_user = strdup(rq.user);
     if (kind == API_EMBEDDING) {
         /* handled by embed_start */
         res = MHD_NO;
@@ -1254,6 +1277,8 @@ static enum route route_of(const char *url)
             return (enum route)r;
     if (strcmp(url, "/v1/health") == 0)
         return R_HEALTH;
+    if (strncmp(url, "/v1/models/", 11) == 0)
+        return R_MODELS;
     return R_OTHER;
 }
 
@@ -1359,7 +1384,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
                         "the server is shutting down", 5);
     switch (c->route) {
     case R_MODELS:
-        return do_models(c, mc);
+        return do_models(c, mc, url);
     case R_METRICS:
         return do_metrics(c, mc);
     case R_EMBED:
@@ -1412,7 +1437,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
             rate_consume_tokens(s, &c->key, (int64_t)np + ng);
     }
     metrics_request(&s->m, c->route, status, secs);
-    if (c->authed) {
+    if (c->route != R_HEALTH) { /* health probes are not worth a signed record each */
         char actor[128], st[16];
         actor_of(c, actor, sizeof actor);
         snprintf(st, sizeof st, "%d", status);
@@ -1427,8 +1452,11 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         }
         if (finish)
             json_object_set_new(d, "finish", json_string(finish));
+        if (c->oai_user)
+            json_object_set_new(d, "user", jstr(c->oai_user, strlen(c->oai_user)));
         json_object_set_new(d, "ms", json_integer((json_int_t)(secs * 1000.0)));
-        json_object_set_new(d, "key_id", json_string(c->key.id));
+        if (c->authed)
+            json_object_set_new(d, "key_id", json_string(c->key.id));
         if (s->cfg.log_prompts && c->prompt_text) {
             /* bounded so one record stays under the audit line limit */
             size_t pl = strlen(c->prompt_text);
@@ -1443,6 +1471,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     }
     free(out_text);
     free(c->prompt_text);
+    free(c->oai_user);
     free(c->body);
     free(c);
 }

@@ -68,6 +68,10 @@ curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Basic Zm9vOmJhcg==" "h
 check "non-Bearer auth: 401" '[ "$(cat "$T/code")" = 401 ]'
 req GET /v1/models "$USER"
 check "/v1/models: both models" '[ "$CODE" = 200 ] && py "j[\"object\"] == \"list\" and [m[\"id\"] for m in j[\"data\"]] == [\"stories\", \"stories-q8\"]"'
+req GET /v1/models/stories-q8 "$USER"
+check "/v1/models/ID" '[ "$CODE" = 200 ] && py "j[\"id\"] == \"stories-q8\" and len(j[\"meta\"][\"sha256\"]) == 64"'
+req GET /v1/models/gpt-4 "$USER"
+check "/v1/models/UNKNOWN: 404" '[ "$CODE" = 404 ]'
 req GET /metrics "$USER"
 check "/metrics with a user key: 403" '[ "$CODE" = 403 ]'
 req GET /nope "$USER"
@@ -135,7 +139,7 @@ len(c) == 12 and all(len(e[\"top_logprobs\"]) == 2 and e[\"logprob\"] <= 0 and b
 "'
 req POST /v1/chat/completions "$USER" '{"model":"stories-q8","messages":[{"role":"user","content":"Hi"}],"max_tokens":3}'
 check "second model selected by name" '[ "$CODE" = 200 ] && py "j[\"model\"] == \"stories-q8\""'
-req POST /v1/chat/completions "$USER" '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"stop":["\n"],"seed":7,"temperature":0.8,"top_p":0.9,"presence_penalty":0.5,"frequency_penalty":0.5}'
+req POST /v1/chat/completions "$USER" '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"stop":["\n"],"seed":7,"temperature":0.8,"top_p":0.9,"presence_penalty":0.5,"frequency_penalty":0.5,"user":"ward-7-frontend"}'
 check "sampling parameters accepted; model defaults to the first" '[ "$CODE" = 200 ] && py "j[\"model\"] == \"stories\""'
 req POST /v1/chat/completions "$USER" '{"messages":[{"role":"user","content":"Give me JSON"}],"max_tokens":60,"response_format":{"type":"json_object"},"temperature":0}'
 check "response_format json_object: output parses as JSON" '[ "$CODE" = 200 ] && py "
@@ -285,6 +289,8 @@ check "audit: failed requests recorded" '[ "$(acount api.request "r[\"details\"]
 check "audit: rate-limited request recorded" '[ "$(acount api.request "r[\"details\"][\"status\"] == 429")" -ge 1 ]'
 check "audit: apikey create and revoke" '[ "$(acount apikey.create True)" -ge 3 ] && [ "$(acount apikey.revoke "r[\"object\"] == \"temp\"")" = 1 ]'
 check "audit: prompt text only where enabled" '[ "$(grep -c "Zebras logged here" "$T/audit.jsonl")" = 1 ] && ! grep -q "Tell me a story" "$T/audit.jsonl"'
+check "audit: the request's user field is recorded" '[ "$(acount api.request "r[\"details\"].get(\"user\") == \"ward-7-frontend\"")" = 1 ]'
+check "audit: unauthenticated requests recorded as anonymous" '[ "$(acount api.request "r[\"actor\"].startswith(\"anonymous@127.0.0.1\") and r[\"details\"][\"status\"] == 401")" -ge 3 ]'
 check "audit: no API key secret in the log" '! grep -q "${USER#kura_}" "$T/state/audit/audit.log"'
 
 exit $fail
