@@ -51,6 +51,8 @@ struct kura_serve_config {
     int32_t prefill_chunk;  /* engine.prefill_chunk: 256 */
     struct kura_serve_rate rate_user, rate_admin; /* rate_limits.user / rate_limits.admin */
     bool log_prompts;       /* audit.log_prompts: prompt and output text in request records */
+    char *embedding_model;  /* embedding_model: the model /v1/embeddings uses when a request
+                               names none (default: the first model) */
     struct kura_serve_model_cfg models[KURA_SERVE_MAX_MODELS];
     int n_models;
 };

@@ -352,7 +352,7 @@ static bool parse_gen(json_t *root, struct api_request *r, struct api_error *err
     if (!get_int(root, "seed", INT64_MIN, INT64_MAX, &have, &iv, err))
         return false;
     if (have)
-        r->sample.seed = (uint64_t)iv == KURA_SAMPLE_SEED_RANDOM ? 0 : (uint64_t)iv;
+        r->sample.seed = (uint64_t)iv; /* -1 = KURA_SAMPLE_SEED_RANDOM, as llama.cpp */
     if (!get_int(root, "n", 1, 1, &have, &iv, err))
         return false;
     if (!parse_stop(root, r, err))

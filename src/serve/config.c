@@ -75,6 +75,9 @@ static const struct opt opts[] = {
     {"rate_limits.admin.tokens_per_min", "--rate-admin-tpm", "N",
      "tokens per minute per admin key (0 = unlimited)", OPT_INT, OFF(rate_admin.tokens_per_min),
      0, INT64_MAX / 2, 8},
+    {"embedding_model", "--embedding-model", "NAME",
+     "model for /v1/embeddings requests that name none (default: the first)", OPT_STR,
+     OFF(embedding_model), 0, 0, 0},
     {"audit.log_prompts", "--log-prompts", "true|false",
      "record prompt and output text in the audit log (default false)", OPT_BOOL,
      OFF(log_prompts), 0, 0, 0},
@@ -113,6 +116,7 @@ void kura_serve_config_deinit(struct kura_serve_config *c)
     free(c->host);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->embedding_model);
     for (int i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
         free(c->models[i].path);
@@ -232,6 +236,15 @@ enum kura_err kura_serve_config_check(const struct kura_serve_config *c, struct 
                 return kura_err_set(eb, KURA_ERR_INVALID,
                                     "two models are named '%s' (give each its own name)",
                                     c->models[i].name);
+    }
+    if (c->embedding_model) {
+        bool found = false;
+        for (int i = 0; i < c->n_models; i++)
+            found = found || strcmp(c->models[i].name, c->embedding_model) == 0;
+        if (!found)
+            return kura_err_set(eb, KURA_ERR_INVALID,
+                                "embedding_model '%s' is not one of the configured models",
+                                c->embedding_model);
     }
     return KURA_OK;
 }

@@ -368,32 +368,30 @@ static bool on_event(void *ud, const struct kura_sched_event *ev)
     bool keep = !g->conn_gone;
     g->n_prompt = ev->n_prompt;
     g->n_gen = ev->n_gen;
-    if (!ev->done || ev->token >= 0) {
-        json_t *lp = NULL;
-        if (g->logprobs && ev->token >= 0) {
-            if (g->route == R_CHAT) {
-                json_t *item = chat_lp_item(tok, ev);
-                if (g->stream) {
-                    lp = json_object();
-                    json_t *c = json_array();
-                    json_array_append_new(c, item);
-                    json_object_set_new(lp, "content", c);
-                    json_object_set_new(lp, "refusal", json_null());
-                } else {
-                    json_array_append_new(g->lp, item);
-                }
+    json_t *lp = NULL; /* the final event (token -1) may still carry held-back text */
+    if (g->logprobs && ev->token >= 0) {
+        if (g->route == R_CHAT) {
+            json_t *item = chat_lp_item(tok, ev);
+            if (g->stream) {
+                lp = json_object();
+                json_t *c = json_array();
+                json_array_append_new(c, item);
+                json_object_set_new(lp, "content", c);
+                json_object_set_new(lp, "refusal", json_null());
             } else {
-                json_t *dst = g->stream ? (lp = compl_lp_new()) : g->lp;
-                compl_lp_add(dst, tok, ev, g->text_off);
+                json_array_append_new(g->lp, item);
             }
+        } else {
+            json_t *dst = g->stream ? (lp = compl_lp_new()) : g->lp;
+            compl_lp_add(dst, tok, ev, g->text_off);
         }
-        g->text_off += ev->text_len;
-        if (g->stream) {
-            if (ev->text_len || lp)
-                sse_chunk(g, ev->text ? ev->text : "", ev->text_len, lp, NULL, false);
-        } else if (ev->text_len) {
-            out_append(g, ev->text, ev->text_len);
-        }
+    }
+    g->text_off += ev->text_len;
+    if (g->stream) {
+        if (ev->text_len || lp)
+            sse_chunk(g, ev->text ? ev->text : "", ev->text_len, lp, NULL, false);
+    } else if (ev->text_len) {
+        out_append(g, ev->text, ev->text_len);
     }
     if (ev->done) {
         g->done = true;
@@ -1213,7 +1211,7 @@ static enum MHD_Result embed_start(struct conn *c, struct MHD_Connection *mc)
         free(rq);
         return send_error(c, mc, &e, 0);
     }
-    struct model_rt *m = find_model(c->srv, rq->model);
+    struct model_rt *m = find_model(c->srv, rq->model ? rq->model : c->srv->cfg.embedding_model);
     if (!m) {
         api_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
                       "The model '%.200s' does not exist", rq->model);
@@ -1632,7 +1630,9 @@ static enum kura_err copy_config(struct kura_serve_config *dst, const struct kur
     dst->host = dup_or_null(src->host);
     dst->tls_cert = dup_or_null(src->tls_cert);
     dst->tls_key = dup_or_null(src->tls_key);
-    bool ok = dst->host && (!src->tls_cert || dst->tls_cert) && (!src->tls_key || dst->tls_key);
+    dst->embedding_model = dup_or_null(src->embedding_model);
+    bool ok = dst->host && (!src->tls_cert || dst->tls_cert) && (!src->tls_key || dst->tls_key) &&
+              (!src->embedding_model || dst->embedding_model);
     for (int i = 0; i < src->n_models; i++) {
         dst->models[i].name = dup_or_null(src->models[i].name);
         dst->models[i].path = dup_or_null(src->models[i].path);

@@ -45,6 +45,7 @@ listen:
   port: 0
 limits:
   max_body_bytes: 65536
+embedding_model: stories-q8
 engine:
   slots: 2
   threads: 1
@@ -151,6 +152,8 @@ c[\"finish_reason\"] != \"stop\" or isinstance(json.loads(c[\"message\"][\"conte
 req POST /v1/embeddings "$USER" '{"model":"stories","input":"hello world"}'
 check "embedding: 64 floats, unit length" '[ "$CODE" = 200 ] && py "len(j[\"data\"]) == 1 and len(j[\"data\"][0][\"embedding\"]) == 64 and abs(math.sqrt(sum(x * x for x in j[\"data\"][0][\"embedding\"])) - 1) < 1e-3 and j[\"usage\"][\"prompt_tokens\"] > 0"'
 cp "$T/body" "$T/emb.json"
+req POST /v1/embeddings "$USER" '{"input":"hello world"}'
+check "embedding without model: the configured embedding_model" '[ "$CODE" = 200 ] && py "j[\"model\"] == \"stories-q8\""'
 req POST /v1/embeddings "$USER" '{"model":"stories","input":["hello world","a cat"],"encoding_format":"base64"}'
 check "embedding: array input, base64 equals the float form" '[ "$CODE" = 200 ] && py "
 e0 = struct.unpack(\"<64f\", base64.b64decode(j[\"data\"][0][\"embedding\"]))

@@ -136,6 +136,15 @@ static void test_config(void)
     CHECK(kura_serve_config_add_model(&c, "/m/a.gguf", "a", &eb) == KURA_OK);
     CHECK(kura_serve_config_check(&c, &eb) == KURA_ERR_INVALID); /* duplicate name */
     CHECK(kura_serve_config_set(&c, "tls.cert", "/c.pem", "x", &eb) == KURA_OK);
+    free(c.models[2].name);
+    c.models[2].name = strdup("c");
+    CHECK(kura_serve_config_check(&c, &eb) == KURA_ERR_INVALID); /* cert without key */
+    CHECK(kura_serve_config_set(&c, "tls.key", "/k.pem", "x", &eb) == KURA_OK);
+    CHECK(kura_serve_config_check(&c, &eb) == KURA_OK);
+    CHECK(kura_serve_config_set(&c, "embedding_model", "zzz", "x", &eb) == KURA_OK);
+    CHECK(kura_serve_config_check(&c, &eb) == KURA_ERR_INVALID);
+    CHECK(kura_serve_config_set(&c, "embedding_model", "b.gguf", "x", &eb) == KURA_OK);
+    CHECK(kura_serve_config_check(&c, &eb) == KURA_OK);
     kura_serve_config_deinit(&c);
     /* errors name file and line */
     static const struct {
