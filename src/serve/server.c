@@ -986,10 +986,16 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
     c->g = g;
     if (g->stream && kind == API_CHAT)
         sse_chunk(g, "", 0, NULL, NULL, true); /* the first chunk names the role */
+    /* g->mu is not held across submit: the scheduler may call back on its thread at once (the
+     * callback takes g->mu), and it must never wait for us while we wait for it. */
     pthread_mutex_lock(&g->mu);
     g->refs++; /* the engine's */
     g->in_engine = true;
-    enum kura_err se = kura_sched_submit(m->sched, &sr, &g->id, &eb);
+    pthread_mutex_unlock(&g->mu);
+    uint64_t id = 0;
+    enum kura_err se = kura_sched_submit(m->sched, &sr, &id, &eb);
+    pthread_mutex_lock(&g->mu);
+    g->id = id;
     if (se) {
         g->refs--;
         g->in_engine = false;
@@ -1009,9 +1015,9 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
     }
     if (g->stream) {
         g->refs++; /* the response's */
+        pthread_mutex_unlock(&g->mu);
         struct MHD_Response *r =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, g, stream_free);
-        pthread_mutex_unlock(&g->mu);
         if (!r) {
             gen_unref(g);
             res = MHD_NO;
@@ -1025,7 +1031,7 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
         MHD_destroy_response(r);
     } else {
         if (!g->done)
-            suspend_locked(g);
+            suspend_locked(g); /* a callback that already ran saw no suspension: done is set */
         pthread_mutex_unlock(&g->mu);
         res = MHD_YES; /* the handler runs again when resumed */
     }
