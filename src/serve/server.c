@@ -1226,6 +1226,15 @@ static enum MHD_Result embed_start(struct conn *c, struct MHD_Connection *mc)
         return send_error(c, mc, &e, 0);
     }
     c->mrt = m;
+    if (rq->user)
+        c->oai_user = strdup(rq->user);
+    /* Back-pressure: at most queue + slots embedding requests in flight. */
+    if (atomic_load(&c->srv->workers) >= c->srv->cfg.queue + m->slots) {
+        api_request_deinit(rq);
+        free(rq);
+        return send_err(c, mc, 503, "server_error", NULL, "overloaded",
+                        "The server is overloaded (too many embedding requests); retry later", 1);
+    }
     struct gen *g = gen_new(c, mc, m);
     if (!g) {
         api_request_deinit(rq);
