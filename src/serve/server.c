@@ -97,6 +97,7 @@ struct kura_server {
     _Atomic int open_conns;
     _Atomic int workers; /* embedding threads still running */
     _Atomic bool stopping;
+    _Atomic int live_gens; /* requests whose state is still referenced */
 };
 
 static double now_s(void)
@@ -143,6 +144,7 @@ static void gen_unref(struct gen *g)
     pthread_mutex_unlock(&g->mu);
     if (r > 0)
         return;
+    atomic_fetch_sub(&g->srv->live_gens, 1);
     pthread_mutex_destroy(&g->mu);
     free(g->out);
     json_decref(g->lp);
@@ -848,6 +850,7 @@ static struct gen *gen_new(struct conn *c, struct MHD_Connection *mc, struct mod
     pthread_mutex_init(&g->mu, NULL);
     g->refs = 1; /* the connection's */
     g->srv = c->srv;
+    atomic_fetch_add(&c->srv->live_gens, 1);
     g->mrt = m;
     g->mc = mc;
     g->route = c->route;
@@ -1053,6 +1056,9 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
         return MHD_YES;
     }
     pthread_mutex_unlock(&g->mu);
+    if (g->finish == KURA_FINISH_CANCELLED && atomic_load(&c->srv->stopping))
+        return send_err(c, mc, 503, "server_error", NULL, "shutting_down",
+                        "the server is shutting down", 5);
     if (g->err || g->oom)
         return send_err(c, mc, 500, "server_error", NULL, NULL,
                         g->oom ? "out of memory" : kura_err_str(g->err), 0);
@@ -1713,6 +1719,11 @@ void kura_server_destroy(struct kura_server *s)
     for (int i = 0; i < s->n_models; i++) {
         kura_sched_destroy(s->models[i].sched);
         s->models[i].sched = NULL;
+    }
+    /* Let the resumed connections send their last bytes (bounded). */
+    for (int i = 0; i < 400 && atomic_load(&s->live_gens) > 0; i++) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
     if (s->d)
         MHD_stop_daemon(s->d);
