@@ -296,4 +296,5 @@ check "audit: the request's user field is recorded" '[ "$(acount api.request "r[
 check "audit: unauthenticated requests recorded as anonymous" '[ "$(acount api.request "r[\"actor\"].startswith(\"anonymous@127.0.0.1\") and r[\"details\"][\"status\"] == 401")" -ge 3 ]'
 check "audit: no API key secret in the log" '! grep -q "${USER#kura_}" "$T/state/audit/audit.log"'
 
+sanitizer_check
 exit $fail

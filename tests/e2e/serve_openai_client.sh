@@ -22,4 +22,5 @@ KURA_BASE_URL=http://127.0.0.1:$PORT/v1 KURA_API_KEY=$USER KURA_MODEL=stories260
     KURA_EXPECT_COMPLETION=$EXPECT timeout 120 node "$DIR/client.mjs"; rc=$?
 check "openai npm client suite (rc $rc)" '[ $rc = 0 ]'
 stop_server "$PID"
+sanitizer_check
 exit $fail

@@ -155,4 +155,5 @@ stop_server "$PID"; rc=$?
 check "clean shutdown (rc $rc)" '[ $rc = 0 ]'
 "$KURA" audit verify >/dev/null 2>&1; rc=$?
 check "audit log intact (rc $rc)" '[ $rc = 0 ]'
+sanitizer_check
 exit $fail

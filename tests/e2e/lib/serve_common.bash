@@ -51,9 +51,21 @@ start_server() {
     return 1
 }
 
-stop_server() { # stop_server PID: SIGTERM and wait; returns its exit code
+stop_server() { # stop_server PID: SIGTERM and wait; returns its exit code (non-zero is a failure)
     kill -TERM "$1" 2>/dev/null
     wait "$1"
+    local rc=$?
+    [ $rc = 0 ] || bad "server $1 exited with $rc"
+    return $rc
+}
+
+# Fails the test when a server's stderr holds a sanitizer report (ASan/UBSan/LSan builds).
+sanitizer_check() {
+    if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$T"/*.err 2>/dev/null; then
+        bad "sanitizer report in server output:"; grep -h -A20 -E "ERROR: |runtime error:" "$T"/*.err | head -60
+    else
+        ok "no sanitizer reports"
+    fi
 }
 
 # req METHOD PATH KEY [DATA]: body in $T/body, headers in $T/hdr, status in $CODE
