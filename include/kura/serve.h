@@ -19,6 +19,7 @@ extern "C" {
 #endif
 
 #define KURA_SERVE_MAX_MODELS 16
+#define KURA_SERVE_MAX_KEY_RATES 256 /* per-key rate limit overrides */
 
 struct kura_serve_model_cfg {
     char *name;          /* what requests put in "model"; default: the file's base name */
@@ -31,6 +32,12 @@ struct kura_serve_model_cfg {
 struct kura_serve_rate {
     int64_t requests_per_min; /* 0: unlimited */
     int64_t tokens_per_min;   /* prompt + generated; 0: unlimited */
+};
+
+/* A rate limit for one API key by name (overrides its role's). */
+struct kura_serve_key_rate {
+    char *name;
+    struct kura_serve_rate rate;
 };
 
 /* Every setting; all strings are malloc'd and owned by the config. */
@@ -50,6 +57,8 @@ struct kura_serve_config {
     int threads;            /* engine.threads: compute threads per model (0: physical cores) */
     int32_t prefill_chunk;  /* engine.prefill_chunk: 256 */
     struct kura_serve_rate rate_user, rate_admin; /* rate_limits.user / rate_limits.admin */
+    struct kura_serve_key_rate key_rates[KURA_SERVE_MAX_KEY_RATES]; /* rate_limits.keys.NAME */
+    int n_key_rates;
     bool log_prompts;       /* audit.log_prompts: prompt and output text in request records */
     char *embedding_model;  /* embedding_model: the model /v1/embeddings uses when a request
                                names none (default: the first model) */
@@ -70,6 +79,13 @@ enum kura_err kura_serve_config_set(struct kura_serve_config *c, const char *nam
 /* Adds a model (path, optional name). KURA_ERR_RANGE beyond KURA_SERVE_MAX_MODELS. */
 enum kura_err kura_serve_config_add_model(struct kura_serve_config *c, const char *path,
                                           const char *name, struct kura_errbuf *eb);
+
+/* Sets the rate limit of one key by name (replacing an earlier one). spec: "NAME:RPM:TPM"
+ * (--rate-key) or name + values. KURA_ERR_INVALID for a bad spec, KURA_ERR_RANGE when full. */
+enum kura_err kura_serve_config_key_rate(struct kura_serve_config *c, const char *name,
+                                         int64_t rpm, int64_t tpm, struct kura_errbuf *eb);
+enum kura_err kura_serve_config_key_rate_spec(struct kura_serve_config *c, const char *spec,
+                                              struct kura_errbuf *eb);
 
 /* Reads a YAML file (see docs/serve.md): mappings listen, tls, limits, engine, rate_limits,
  * audit, and a `models` sequence of {name, path, slots, ctx, chat_template}. Errors name the

@@ -23,7 +23,9 @@ static void help(FILE *f)
             "  --model-name NAME      name for the preceding -m (what requests put in \"model\")\n"
             "  --chat-template NAME   chat template for the preceding -m (default: from the file)\n\n"
             "Options (each is also a key of the YAML config file, shown on the right):\n"
-            "  --config FILE          read settings from a YAML file first; flags override it\n");
+            "  --config FILE          read settings from a YAML file first; flags override it\n"
+            "  --rate-key NAME:RPM:TPM  rate limit for one API key by name, overriding its\n"
+            "                         role's (repeatable)  [rate_limits.keys.NAME]\n");
     size_t n;
     const struct kura_serve_option_doc *d = kura_serve_option_docs(&n);
     for (size_t i = 0; i < n; i++) {
@@ -41,6 +43,7 @@ static void help(FILE *f)
             "  engine: {slots: 4, ctx: 4096, threads: 8}\n"
             "  rate_limits:\n"
             "    user: {requests_per_min: 60, tokens_per_min: 100000}\n"
+            "    keys: {batch-job: {requests_per_min: 600, tokens_per_min: 0}}\n"
             "  audit: {log_prompts: false}\n"
             "  models:\n"
             "    - {name: llama3, path: /srv/models/llama3.gguf, slots: 8, ctx: 8192}\n\n"
@@ -121,6 +124,13 @@ int cmd_serve(int argc, char **argv)
                 goto out;
             free(*dst);
             *dst = d;
+        } else if (strcmp(a, "--rate-key") == 0) {
+            if (!(v = kura_cli_optarg(argc, argv, &i)))
+                goto out;
+            if (kura_serve_config_key_rate_spec(&cfg, v, &eb)) {
+                fprintf(stderr, "kura serve: %s\n", eb.msg);
+                goto out;
+            }
         } else if (strcmp(a, "--log-prompts") == 0 && (i + 1 >= argc || argv[i + 1][0] == '-')) {
             cfg.log_prompts = true;
         } else if (flag_name(a)) {

@@ -117,6 +117,8 @@ void kura_serve_config_deinit(struct kura_serve_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->embedding_model);
+    for (int i = 0; i < c->n_key_rates; i++)
+        free(c->key_rates[i].name);
     for (int i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
         free(c->models[i].path);
@@ -195,6 +197,40 @@ enum kura_err kura_serve_config_set(struct kura_serve_config *c, const char *nam
         return KURA_OK;
     }
     return kura_err_set(eb, KURA_ERR_NOTFOUND, "%s: unknown option '%s'", where, name);
+}
+
+enum kura_err kura_serve_config_key_rate(struct kura_serve_config *c, const char *name,
+                                         int64_t rpm, int64_t tpm, struct kura_errbuf *eb)
+{
+    if (!name || !name[0] || strlen(name) > 64 || rpm < 0 || tpm < 0)
+        return kura_err_set(eb, KURA_ERR_INVALID, "bad per-key rate limit");
+    for (int i = 0; i < c->n_key_rates; i++)
+        if (strcmp(c->key_rates[i].name, name) == 0) {
+            c->key_rates[i].rate = (struct kura_serve_rate){rpm, tpm};
+            return KURA_OK;
+        }
+    if (c->n_key_rates >= KURA_SERVE_MAX_KEY_RATES)
+        return kura_err_set(eb, KURA_ERR_RANGE, "at most %d per-key rate limits",
+                            KURA_SERVE_MAX_KEY_RATES);
+    char *n = strdup(name);
+    if (!n)
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
+    c->key_rates[c->n_key_rates++] = (struct kura_serve_key_rate){n, {rpm, tpm}};
+    return KURA_OK;
+}
+
+enum kura_err kura_serve_config_key_rate_spec(struct kura_serve_config *c, const char *spec,
+                                              struct kura_errbuf *eb)
+{
+    char name[80];
+    long long rpm, tpm;
+    int used = 0;
+    if (strlen(spec) >= sizeof name || sscanf(spec, "%79[^:]:%lld:%lld%n", name, &rpm, &tpm,
+                                               &used) != 3 || spec[used] || rpm < 0 || tpm < 0)
+        return kura_err_set(eb, KURA_ERR_INVALID,
+                            "--rate-key: expected NAME:REQUESTS_PER_MIN:TOKENS_PER_MIN, not "
+                            "'%.64s'", spec);
+    return kura_serve_config_key_rate(c, name, rpm, tpm, eb);
 }
 
 static const char *base_name(const char *p)
@@ -337,6 +373,38 @@ static enum kura_err load_map(struct yctx *y, yaml_node_t *n, const char *prefix
             sizeof name)
             return yerr(y, k, "key too long", NULL);
         enum kura_err e;
+        if (strcmp(name, "rate_limits.keys") == 0) {
+            if (v->type != YAML_MAPPING_NODE)
+                return yerr(y, v, "rate_limits.keys: expected a mapping of key names", NULL);
+            for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+                 q++) {
+                yaml_node_t *kn = yaml_document_get_node(y->doc, q->key);
+                yaml_node_t *kv = yaml_document_get_node(y->doc, q->value);
+                if (!kn || !kv || !scalar(kn) || kv->type != YAML_MAPPING_NODE)
+                    return yerr(y, kn ? kn : v, "rate_limits.keys: expected NAME: "
+                                "{requests_per_min: N, tokens_per_min: N}", NULL);
+                int64_t lim[2] = {0, 0};
+                for (yaml_node_pair_t *r = kv->data.mapping.pairs.start;
+                     r < kv->data.mapping.pairs.top; r++) {
+                    yaml_node_t *rk = yaml_document_get_node(y->doc, r->key);
+                    yaml_node_t *rv = yaml_document_get_node(y->doc, r->value);
+                    const char *rks = rk ? scalar(rk) : NULL, *rvs = rv ? scalar(rv) : NULL;
+                    int which = rks && strcmp(rks, "requests_per_min") == 0  ? 0
+                                : rks && strcmp(rks, "tokens_per_min") == 0 ? 1
+                                                                            : -1;
+                    if (which < 0)
+                        return yerr(y, rk ? rk : kv, "rate_limits.keys: unknown key: ",
+                                    rks ? rks : "?");
+                    if (!rvs || !parse_i64(rvs, &lim[which]) || lim[which] < 0)
+                        return yerr(y, rv ? rv : kv,
+                                    "rate_limits.keys: expected a non-negative integer, not ",
+                                    rvs ? rvs : "?");
+                }
+                if ((e = kura_serve_config_key_rate(y->c, scalar(kn), lim[0], lim[1], y->eb)))
+                    return e;
+            }
+            continue;
+        }
         if (!prefix[0] && strcmp(ks, "models") == 0) {
             if (v->type != YAML_SEQUENCE_NODE)
                 return yerr(y, v, "models: expected a list of models", NULL);

@@ -546,6 +546,9 @@ static int rate_check(struct kura_server *s, const struct kura_apikey_info *k)
 {
     const struct kura_serve_rate *rl =
         k->role == KURA_APIKEY_ADMIN ? &s->cfg.rate_admin : &s->cfg.rate_user;
+    for (int i = 0; i < s->cfg.n_key_rates; i++)
+        if (strcmp(s->cfg.key_rates[i].name, k->name) == 0)
+            rl = &s->cfg.key_rates[i].rate;
     if (!rl->requests_per_min && !rl->tokens_per_min)
         return 0;
     pthread_mutex_lock(&s->rate_mu);
@@ -1647,13 +1650,18 @@ static enum kura_err start_http(struct kura_server *s, struct kura_errbuf *eb)
 
 static enum kura_err copy_config(struct kura_serve_config *dst, const struct kura_serve_config *src)
 {
+    bool ok_keys = true;
     *dst = *src;
     dst->host = dup_or_null(src->host);
     dst->tls_cert = dup_or_null(src->tls_cert);
     dst->tls_key = dup_or_null(src->tls_key);
     dst->embedding_model = dup_or_null(src->embedding_model);
+    for (int i = 0; i < src->n_key_rates; i++) {
+        dst->key_rates[i].name = dup_or_null(src->key_rates[i].name);
+        ok_keys = ok_keys && dst->key_rates[i].name;
+    }
     bool ok = dst->host && (!src->tls_cert || dst->tls_cert) && (!src->tls_key || dst->tls_key) &&
-              (!src->embedding_model || dst->embedding_model);
+              (!src->embedding_model || dst->embedding_model) && ok_keys;
     for (int i = 0; i < src->n_models; i++) {
         dst->models[i].name = dup_or_null(src->models[i].name);
         dst->models[i].path = dup_or_null(src->models[i].path);

@@ -227,11 +227,13 @@ stop_server "$MAIN_PID"; rc=$?
 check "SIGTERM: clean exit (rc $rc)" '[ $rc = 0 ]'
 
 # ---- rate limits, queue overload ----
-start_server rate -m "$MODEL" --port 0 --threads 1 --rate-user-rpm 2 || exit 1
+start_server rate -m "$MODEL" --port 0 --threads 1 --rate-user-rpm 2 --rate-key ops:1:0 || exit 1
 for i in 1 2 3; do req GET /v1/models "$USER"; codes[$i]=$CODE; done
 check "rate limit: third request in a minute is 429 with Retry-After" '[ "${codes[1]}${codes[2]}${codes[3]}" = 200200429 ] && grep -qi "^Retry-After: [1-9]" "$T/hdr"'
 req GET /v1/models "$ADMIN"
 check "... other keys unaffected" '[ "$CODE" = 200 ]'
+req GET /v1/models "$ADMIN"
+check "per-key limit (--rate-key ops:1:0): second request 429" '[ "$CODE" = 429 ]'
 stop_server "$PID"
 
 start_server busy -m "$MODEL" --port 0 --threads 1 --slots 1 --queue 0 || exit 1

@@ -115,6 +115,7 @@ static void test_config(void)
                      "listen: {host: 0.0.0.0, port: 9000}\n"
                      "limits:\n  max_body_bytes: 2048\n  queue: 3\n"
                      "rate_limits:\n  user:\n    requests_per_min: 10\n    tokens_per_min: 500\n"
+                     "  keys:\n    batch: {requests_per_min: 600}\n    slow: {tokens_per_min: 5}\n"
                      "audit: {log_prompts: yes}\n"
                      "models:\n  - name: a\n    path: /m/a.gguf\n    slots: 2\n"
                      "  - path: /m/b.gguf\n    ctx: 512\n    chat_template: llama3\n");
@@ -126,6 +127,14 @@ static void test_config(void)
           strcmp(c.models[1].name, "b.gguf") == 0 && c.models[1].ctx == 512 &&
           strcmp(c.models[1].chat_template, "llama3") == 0);
     CHECK(kura_serve_config_check(&c, &eb) == KURA_OK);
+    CHECK(c.n_key_rates == 2 && strcmp(c.key_rates[0].name, "batch") == 0 &&
+          c.key_rates[0].rate.requests_per_min == 600 && c.key_rates[0].rate.tokens_per_min == 0 &&
+          c.key_rates[1].rate.tokens_per_min == 5);
+    CHECK(kura_serve_config_key_rate_spec(&c, "batch:1:2", &eb) == KURA_OK && c.n_key_rates == 2 &&
+          c.key_rates[0].rate.requests_per_min == 1 && c.key_rates[0].rate.tokens_per_min == 2);
+    CHECK(kura_serve_config_key_rate_spec(&c, "batch:1", &eb) == KURA_ERR_INVALID);
+    CHECK(kura_serve_config_key_rate_spec(&c, "batch:1:2x", &eb) == KURA_ERR_INVALID);
+    CHECK(kura_serve_config_key_rate_spec(&c, ":1:2", &eb) == KURA_ERR_INVALID);
     /* flags override */
     CHECK(kura_serve_config_set(&c, "listen.port", "0", "--port", &eb) == KURA_OK && c.port == 0);
     CHECK(kura_serve_config_set(&c, "listen.port", "65536", "--port", &eb) == KURA_ERR_INVALID);
@@ -158,6 +167,8 @@ static void test_config(void)
         {"listen: [1, 2]\n", "kura.yaml:1: expected a scalar value for listen"},
         {"limits:\n  queue: [1]\n", "kura.yaml:2: expected a scalar value for limits.queue"},
         {"a: b: c\n", "kura.yaml:1:"},
+        {"rate_limits:\n  keys:\n    x: {rpm: 1}\n", "kura.yaml:3: rate_limits.keys: unknown key: rpm"},
+        {"rate_limits:\n  keys:\n    x: {tokens_per_min: -1}\n", "kura.yaml:3: rate_limits.keys:"},
         {"listen:\n  port: '80\n", "kura.yaml:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
