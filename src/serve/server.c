@@ -98,6 +98,7 @@ struct kura_server {
     _Atomic int workers; /* embedding threads still running */
     _Atomic bool stopping;
     _Atomic int live_gens; /* requests whose state is still referenced */
+    _Atomic uint64_t body_bytes; /* request bodies buffered now, over all connections */
 };
 
 static double now_s(void)
@@ -445,7 +446,7 @@ struct conn {
     double t0;
     char *body;
     size_t len, cap;
-    bool too_big, handled;
+    bool too_big, too_busy, handled;
     int status;
     bool authed;
     struct kura_apikey_info key;
@@ -1372,12 +1373,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_big || c->len + n > (size_t)s->cfg.max_body_bytes) {
-            c->too_big = true;
+        if (c->too_big || c->too_busy || c->len + n > (size_t)s->cfg.max_body_bytes) {
+            c->too_big = !c->too_busy;
+            atomic_fetch_sub(&s->body_bytes, c->len);
             free(c->body);
             c->body = NULL;
             c->len = c->cap = 0;
             return MHD_YES; /* answered with 413 once the body ends */
+        }
+        if (atomic_fetch_add(&s->body_bytes, n) + n > KURA_SERVE_MAX_BODY_TOTAL) {
+            /* all connections together may not pin unbounded memory */
+            atomic_fetch_sub(&s->body_bytes, n + c->len);
+            c->too_busy = true;
+            free(c->body);
+            c->body = NULL;
+            c->len = c->cap = 0;
+            return MHD_YES; /* answered with 503 once the body ends */
         }
         if (c->len + n + 1 > c->cap) {
             size_t cap = c->cap ? c->cap : 4096;
@@ -1395,6 +1406,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
         return MHD_YES;
     }
     /* body complete (or resumed) */
+    if (c->too_busy)
+        return send_err(c, mc, 503, "server_error", NULL, "overloaded",
+                        "too many request bodies in flight; retry later", 1);
     if (c->too_big) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body larger than %lld bytes",
@@ -1494,6 +1508,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     free(out_text);
     free(c->prompt_text);
     free(c->oai_user);
+    atomic_fetch_sub(&s->body_bytes, c->len);
     free(c->body);
     free(c);
 }
