@@ -229,13 +229,18 @@ stop_server "$MAIN_PID"; rc=$?
 check "SIGTERM: clean exit (rc $rc)" '[ $rc = 0 ]'
 
 # ---- rate limits, queue overload ----
-start_server rate -m "$MODEL" --port 0 --threads 1 --rate-user-rpm 2 --rate-key ops:1:0 || exit 1
+TOKKEY=$("$KURA" apikey create --name tok --role user | tail -n1 | awk '{print $NF}')
+start_server rate -m "$MODEL" --port 0 --threads 1 --rate-user-rpm 2 --rate-key ops:1:0 --rate-key tok:0:10 || exit 1
 for i in 1 2 3; do req GET /v1/models "$USER"; codes[$i]=$CODE; done
 check "rate limit: third request in a minute is 429 with Retry-After" '[ "${codes[1]}${codes[2]}${codes[3]}" = 200200429 ] && grep -qi "^Retry-After: [1-9]" "$T/hdr"'
 req GET /v1/models "$ADMIN"
 check "... other keys unaffected" '[ "$CODE" = 200 ]'
 req GET /v1/models "$ADMIN"
 check "per-key limit (--rate-key ops:1:0): second request 429" '[ "$CODE" = 429 ]'
+req POST /v1/completions "$TOKKEY" '{"prompt":"Once upon a time","max_tokens":16,"temperature":0}'
+check "token limit: a request within the budget runs" '[ "$CODE" = 200 ]'
+req POST /v1/completions "$TOKKEY" '{"prompt":"Once upon a time","max_tokens":16,"temperature":0}'
+check "token limit: the budget spent (21 of 10 tokens/min), next is 429 with Retry-After" '[ "$CODE" = 429 ] && grep -qi "^Retry-After: [1-9]" "$T/hdr"'
 stop_server "$PID"
 
 start_server busy -m "$MODEL" --port 0 --threads 1 --slots 1 --queue 0 || exit 1
@@ -294,7 +299,7 @@ check "audit: auth successes name the key" '[ "$(acount auth.success "r[\"actor\
 check "audit: requests with route, model, tokens, status" '[ "$(acount api.request "r[\"object\"] == \"/v1/completions\" and r[\"details\"].get(\"model\") == \"stories\" and r[\"details\"].get(\"completion_tokens\") == 16 and r[\"details\"][\"status\"] == 200")" -ge 1 ]'
 check "audit: failed requests recorded" '[ "$(acount api.request "r[\"details\"][\"status\"] == 400")" -ge 10 ]'
 check "audit: rate-limited request recorded" '[ "$(acount api.request "r[\"details\"][\"status\"] == 429")" -ge 1 ]'
-check "audit: apikey create and revoke" '[ "$(acount apikey.create True)" -ge 3 ] && [ "$(acount apikey.revoke "r[\"object\"] == \"temp\"")" = 1 ]'
+check "audit: apikey create and revoke" '[ "$(acount apikey.create True)" -ge 4 ] && [ "$(acount apikey.revoke "r[\"object\"] == \"temp\"")" = 1 ]'
 check "audit: prompt text only where enabled" '[ "$(grep -c "Zebras logged here" "$T/audit.jsonl")" = 1 ] && ! grep -q "Tell me a story" "$T/audit.jsonl"'
 check "audit: the request's user field is recorded" '[ "$(acount api.request "r[\"details\"].get(\"user\") == \"ward-7-frontend\"")" = 1 ]'
 check "audit: unauthenticated requests recorded as anonymous" '[ "$(acount api.request "r[\"actor\"].startswith(\"anonymous@127.0.0.1\") and r[\"details\"][\"status\"] == 401")" -ge 3 ]'
