@@ -54,6 +54,10 @@ struct metrics {
     double hist_sum[R__N];
     uint64_t hist_n[R__N];
     uint64_t auth_fail, rate_limited;
+    /* time to first token, per model */
+    uint64_t ttft[KURA_SERVE_MAX_MODELS][N_BUCKETS + 1];
+    double ttft_sum[KURA_SERVE_MAX_MODELS];
+    uint64_t ttft_n[KURA_SERVE_MAX_MODELS];
 };
 
 /* ---- rate limits: token buckets per key name ---- */
@@ -123,6 +127,7 @@ struct gen {
     int top_n;
     char rid[48];
     long created;
+    double t0, t_first; /* submit time, first token time (0: none yet) */
     /* output: SSE bytes still to send (stream) or the whole text (non-stream) */
     char *out;
     size_t out_len, out_cap, out_sent;
@@ -371,6 +376,8 @@ static bool on_event(void *ud, const struct kura_sched_event *ev)
     bool keep = !g->conn_gone;
     g->n_prompt = ev->n_prompt;
     g->n_gen = ev->n_gen;
+    if (ev->token >= 0 && g->t_first == 0)
+        g->t_first = now_s();
     json_t *lp = NULL; /* the final event (token -1) may still carry held-back text */
     if (g->logprobs && ev->token >= 0) {
         if (g->route == R_CHAT) {
@@ -776,6 +783,28 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
         sb_printf(&b, "kura_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                   route_path[r], (unsigned long long)s->m.hist_n[r]);
     }
+    sb_printf(&b, "# HELP kura_time_to_first_token_seconds Time from submitting a generation "
+                  "to its first token, by model.\n"
+                  "# TYPE kura_time_to_first_token_seconds histogram\n");
+    for (int mi = 0; mi < s->n_models; mi++) {
+        if (!s->m.ttft_n[mi])
+            continue;
+        uint64_t cum = 0;
+        for (int i = 0; i <= N_BUCKETS; i++) {
+            cum += s->m.ttft[mi][i];
+            char le[32];
+            if (i < N_BUCKETS)
+                snprintf(le, sizeof le, "%g", bucket_le[i]);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            sb_printf(&b, "kura_time_to_first_token_seconds_bucket{model=\"%s\",le=\"%s\"} %llu\n",
+                      s->models[mi].name, le, (unsigned long long)cum);
+        }
+        sb_printf(&b, "kura_time_to_first_token_seconds_sum{model=\"%s\"} %.6f\n",
+                  s->models[mi].name, s->m.ttft_sum[mi]);
+        sb_printf(&b, "kura_time_to_first_token_seconds_count{model=\"%s\"} %llu\n",
+                  s->models[mi].name, (unsigned long long)s->m.ttft_n[mi]);
+    }
     sb_printf(&b, "# HELP kura_auth_failures_total Requests refused for a missing or invalid "
                   "API key.\n# TYPE kura_auth_failures_total counter\nkura_auth_failures_total "
                   "%llu\n", (unsigned long long)s->m.auth_fail);
@@ -1000,6 +1029,7 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
     g->in_engine = true;
     pthread_mutex_unlock(&g->mu);
     uint64_t id = 0;
+    g->t0 = now_s();
     enum kura_err se = kura_sched_submit(m->sched, &sr, &id, &eb);
     pthread_mutex_lock(&g->mu);
     g->id = id;
@@ -1457,6 +1487,18 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         uint64_t id = g->id;
         np = g->n_prompt;
         ng = g->n_gen;
+        if (g->t_first > 0 && g->route != R_EMBED) {
+            double ttft = g->t_first - g->t0;
+            int mi = (int)(c->mrt - s->models);
+            int b = 0;
+            while (b < N_BUCKETS && ttft > bucket_le[b])
+                b++;
+            pthread_mutex_lock(&s->m.mu);
+            s->m.ttft[mi][b]++;
+            s->m.ttft_sum[mi] += ttft;
+            s->m.ttft_n[mi]++;
+            pthread_mutex_unlock(&s->m.mu);
+        }
         if (g->done && g->route != R_EMBED)
             finish = kura_finish_name(g->finish);
         if (s->cfg.log_prompts && !g->stream && g->out)

@@ -214,7 +214,9 @@ check "/metrics (admin): Prometheus text with requests, histograms, tokens, slot
   grep -q "^kura_active_slots{model=\"stories\"}" "$T/body" &&
   grep -q "^kura_slots{model=\"stories-q8\"} 1" "$T/body" &&
   grep -q "^kura_kv_cells_total{model=\"stories\"} [1-9]" "$T/body" &&
-  grep -q "^kura_auth_failures_total [1-9]" "$T/body"'
+  grep -q "^kura_auth_failures_total [1-9]" "$T/body" &&
+  grep -q "^kura_time_to_first_token_seconds_bucket{model=\"stories\",le=\"+Inf\"} [1-9]" "$T/body" &&
+  grep -q "^kura_request_tokens_total{model=\"stories\",kind=\"completion\"} [1-9]" "$T/body"'
 
 # ---- revocation takes effect on a running server ----
 "$KURA" apikey create --name temp --role user > "$T/temp.out"
