@@ -536,15 +536,19 @@ static enum MHD_Result send_err(struct conn *c, struct MHD_Connection *mc, int s
 
 /* ---- audit ---- */
 
-static void audit(struct kura_server *s, const char *actor, const char *action,
+/* Returns false when the record could not be written (the log then refuses further appends;
+ * the caller must not acknowledge the action it records). */
+static bool audit(struct kura_server *s, const char *actor, const char *action,
                   const char *object, const char *outcome, json_t *details /* takes */)
 {
     char *d = details ? json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(details);
     struct kura_errbuf eb = {0};
-    if (kura_audit_append(s->audit, actor, action, object, outcome, d, NULL, &eb))
+    enum kura_err e = kura_audit_append(s->audit, actor, action, object, outcome, d, NULL, &eb);
+    if (e)
         fprintf(stderr, "kura serve: audit log: %s\n", eb.msg);
     free(d);
+    return e == KURA_OK;
 }
 
 /* ---- auth and rate limits ---- */
@@ -660,7 +664,12 @@ static bool authorize(struct conn *c, struct MHD_Connection *mc, enum MHD_Result
     actor_of(c, actor, sizeof actor);
     json_object_set_new(d, "key_id", json_string(c->key.id));
     json_object_set_new(d, "role", json_string(kura_apikey_role_name(c->key.role)));
-    audit(s, actor, "auth.success", route_path[c->route], "ok", d);
+    if (!audit(s, actor, "auth.success", route_path[c->route], "ok", d)) {
+        /* fail closed: nothing is served that the audit log cannot record */
+        *res = send_err(c, mc, 503, "server_error", NULL, "audit_unavailable",
+                        "the audit log cannot be written; the request is refused", 30);
+        return false;
+    }
     if (c->route == R_METRICS && c->key.role != KURA_APIKEY_ADMIN) {
         *res = send_err(c, mc, 403, "invalid_request_error", NULL, "forbidden",
                         "this route needs an admin key", 0);
