@@ -85,6 +85,14 @@ enum kura_err kura_audit_close(struct kura_audit *log, struct kura_errbuf *eb);
 enum kura_err kura_audit_file_digest(const char *path, char out_hex[KURA_AUDIT_HEX_LEN] /* OUT */,
                                      struct kura_errbuf *eb);
 
+/* The digest for a "model.load" record: like kura_audit_file_digest, but remembered in
+ * state_dir/cache/digests under a MAC keyed by the node's "digest-cache" data key, and reused
+ * only while the file's device, inode, size, mtime and ctime are unchanged (*cached = true).
+ * Failing to write the cache is not an error. */
+enum kura_err kura_audit_model_digest(const char *state_dir, struct kura_keys *keys,
+                                      const char *path, char out_hex[KURA_AUDIT_HEX_LEN] /* OUT */,
+                                      bool *cached /* OUT */, struct kura_errbuf *eb);
+
 /* ---- verification ---- */
 
 enum kura_audit_verdict {

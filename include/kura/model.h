@@ -63,6 +63,12 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
                               struct kura_ctx **out /* OUT */, struct kura_errbuf *eb);
 void kura_ctx_destroy(struct kura_ctx *c);
 int kura_ctx_n_threads(const struct kura_ctx *c);
+/* Batch-invariant mode (for servers batching several sequences): a token's results become
+ * bit-identical whatever other tokens share its batch. The quantized kernels are so anyway; the
+ * float ones (F32/F16/BF16) use the reference engine's single-row order for one-token batches,
+ * and in this mode run those as two-token batches instead (a little more compute, never a
+ * different answer). Off by default (then single-sequence runs match the reference engine). */
+void kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on);
 
 /* One token of a batch: the token id, its position in its sequence, the sequence's KV cache,
  * and whether its logits are wanted. Tokens of one sequence must appear in position order,

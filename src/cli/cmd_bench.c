@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "kura/model.h"
 
 static void help(FILE *f)
@@ -20,7 +21,9 @@ static void help(FILE *f)
                "  -p N              prompt tokens (default 512)\n"
                "  -n N              generated tokens (default 128)\n"
                "  -r N              repeats (default 3)\n"
-               "  --json            machine-readable output\n");
+               "  --json            machine-readable output\n"
+               "The model load is recorded in the audit log when the state directory is\n"
+               "initialised (see kura run --help).\n" CLI_STATE_HELP);
 }
 
 static double now_s(void)
@@ -35,8 +38,15 @@ static int cmd_bench(int argc, char **argv)
     const char *path = NULL;
     int64_t threads = 0, n_prompt = 512, n_gen = 128, reps = 3;
     bool json = false;
+    struct cli_state st;
+    cli_state_init(&st, "bench");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        int sr = cli_state_option(&st, argc, argv, &i);
+        if (sr < 0)
+            return KURA_EXIT_USAGE;
+        if (sr > 0)
+            continue;
         if (kura_cli_is_help(a)) {
             help(stdout);
             return KURA_EXIT_OK;
@@ -78,6 +88,10 @@ static int cmd_bench(int argc, char **argv)
     int32_t *toks = NULL;
     int rc = KURA_EXIT_RUNTIME;
     enum kura_err e = kura_model_load(path, &m, &eb);
+    if (!cli_audit_model_load(&st, path, "bench", e ? eb.msg : NULL)) {
+        kura_model_destroy(m);
+        return KURA_EXIT_RUNTIME;
+    }
     if (!e)
         e = kura_ctx_create(m, (int32_t)n_prompt, (int)threads, &c, &eb);
     if (!e)

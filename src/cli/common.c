@@ -1,7 +1,11 @@
 #include "cli/common.h"
 
+#include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -17,6 +21,7 @@ void cli_model_opts_init(struct cli_model_opts *o)
     o->gen.sample.top_p = 0.95f;
     o->gen.sample.min_p = 0.05f;
     o->gen.stops = o->stops;
+    cli_state_init(&o->state, "model");
 }
 
 const char *cli_model_opts_help(void)
@@ -36,7 +41,10 @@ const char *cli_model_opts_help(void)
            "  --ignore-eos           do not stop at end-of-generation tokens\n"
            "  -t, --threads N        threads (default: number of physical cores)\n"
            "  -c, --ctx N            context size in tokens (default min(trained, 4096))\n"
-           "  -b, --batch N          prompt batch size (default 256)\n";
+           "  -b, --batch N          prompt batch size (default 256)\n"
+           "Audit: when the state directory is initialised (kura keys init), every model load\n"
+           "is recorded in its audit log with the file's SHA-256; the keys are unlocked for it.\n"
+           CLI_STATE_HELP;
 }
 
 int cli_model_opts_parse(struct cli_model_opts *o, int argc, char **argv, int *i)
@@ -45,6 +53,9 @@ int cli_model_opts_parse(struct cli_model_opts *o, int argc, char **argv, int *i
     const char *v;
     int64_t iv;
     double fv;
+    int sr = cli_state_option(&o->state, argc, argv, i);
+    if (sr != 0)
+        return sr;
 #define VAL()                                                                                \
     do {                                                                                     \
         if (!(v = kura_cli_optarg(argc, argv, i)))                                           \
@@ -134,11 +145,69 @@ int cli_model_opts_parse(struct cli_model_opts *o, int argc, char **argv, int *i
     return 1;
 }
 
+bool cli_audit_model_load(const struct cli_state *state, const char *path, const char *cmd,
+                          const char *error)
+{
+    struct cli_state st = *state;
+    char label[64];
+    snprintf(label, sizeof label, "%s", cmd);
+    st.cmd = label;
+    if (cli_state_resolve(&st))
+        return false;
+    uint8_t pk[KURA_KEYS_PUBLIC_LEN];
+    if (kura_keys_read_public(st.dir, pk, NULL) != KURA_OK)
+        return true; /* not initialised: no audit log to write to */
+    struct kura_keys *k = NULL;
+    if (cli_state_unlock(&st, &k))
+        return false;
+    struct kura_errbuf eb = {0};
+    char hex[KURA_AUDIT_HEX_LEN] = "", obj[KURA_MAX_PATH];
+    bool cached = false;
+    bool ok = false;
+    char *dj = NULL;
+    if (!realpath(path, obj))
+        snprintf(obj, sizeof obj, "%s", path);
+    json_t *d = json_pack("{s:s}", "command", cmd);
+    if (!error) {
+        if (kura_audit_model_digest(st.dir, k, obj, hex, &cached, &eb)) {
+            fprintf(stderr, "kura %s: %s\n", cmd, eb.msg);
+            goto out;
+        }
+        struct stat sb;
+        json_object_set_new(d, "sha256", json_string(hex));
+        json_object_set_new(d, "bytes", json_integer(stat(obj, &sb) == 0 ? (json_int_t)sb.st_size
+                                                                          : -1));
+        json_object_set_new(d, "digest_cached", json_boolean(cached));
+    } else {
+        json_object_set_new(d, "error", json_string(error));
+    }
+    dj = d ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    if (!dj) {
+        fprintf(stderr, "kura %s: out of memory\n", cmd);
+        goto out;
+    }
+    ok = cli_state_audit(&st, k, "model.load", obj, error ? "error" : "ok", dj, NULL) ==
+         KURA_EXIT_OK;
+out:
+    json_decref(d);
+    free(dj);
+    kura_keys_destroy(k);
+    return ok;
+}
+
 bool cli_engine_open(struct cli_engine *en, const struct cli_model_opts *o, const char *cmd)
 {
     memset(en, 0, sizeof *en);
     struct kura_errbuf eb = {0};
+    if (!o->model_path) {
+        fprintf(stderr, "kura %s: no model given (-m FILE)\n", cmd);
+        return false;
+    }
     enum kura_err e = kura_model_load(o->model_path, &en->model, &eb);
+    if (!cli_audit_model_load(&o->state, o->model_path, cmd, e ? eb.msg : NULL)) {
+        cli_engine_close(en);
+        return false;
+    }
     if (!e)
         e = kura_tok_create(kura_model_gguf(en->model), &en->tok, &eb);
     if (!e && kura_tok_n_vocab(en->tok) != kura_model_hparams(en->model)->n_vocab &&

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/cli_state.h"
 #include "kura/generate.h"
 #include "kura/model.h"
 #include "kura/tokenizer.h"
@@ -16,6 +17,7 @@ struct cli_model_opts {
     int32_t n_batch;
     struct kura_gen_params gen;
     const char *stops[16];
+    struct cli_state state; /* --state-dir / --passphrase-*: where model loads are audited */
 };
 
 /* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties, random seed. */
@@ -33,8 +35,17 @@ struct cli_engine {
     struct kura_ctx *ctx;
     struct kura_kv *kv;
 };
-/* Loads everything; prints the error and returns false on failure. */
+/* Loads everything; prints the error and returns false on failure. When the state directory
+ * has been initialised (`kura keys init`), the load is first recorded in the audit log as
+ * "model.load" with the file's SHA-256 (unlocking the keys like every other command); if that
+ * fails, the model is released and false returned (fail closed). */
 bool cli_engine_open(struct cli_engine *en, const struct cli_model_opts *o, const char *cmd);
 void cli_engine_close(struct cli_engine *en);
+/* Records a model load ("model.load": SHA-256, size; or the load error when error != NULL) in
+ * the audit log of the state directory, if it has been initialised; does nothing otherwise.
+ * Returns false (message printed) when the record cannot be written: the caller must not use
+ * the model then. */
+bool cli_audit_model_load(const struct cli_state *state, const char *path, const char *cmd,
+                          const char *error);
 
 #endif

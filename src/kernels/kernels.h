@@ -36,6 +36,13 @@ struct kura_type_traits {
      * vec_dot_type (the activations). SIMD variants reuse each weight block for several
      * activation columns (register tiling); the result equals vec_dot's up to float summation
      * order. Never NULL when vec_dot is set (a generic loop over vec_dot is the fallback).
+     * COLUMN INDEPENDENCE (the server's "same greedy output alone or beside 7 others" rests on
+     * it): out for column c is bit-identical for any nc, any position of c among the columns
+     * and any other columns, and for any nr / row position; so tile remainders must sum in the
+     * same order as full tiles (tests/unit/test_kernels_colindep.c). Only exception: the float
+     * types (F32, F16, BF16) may use the reference engine's single-row order when nc == 1 (it
+     * differs from its batch order); they are column-independent for nc >= 2, and the forward
+     * pass's batch-invariant mode never calls them with nc == 1.
      * Pure function of its inputs: thread-safe. */
     void (*gemm)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,
                  const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);

@@ -10,6 +10,7 @@
 #include "core/threadpool.h"
 #include "core/util.h"
 #include "kernels/kernels.h"
+#include "model/fwd_simd.h"
 #include "model/model_int.h"
 
 #define N_QCACHE 4 /* distinct activation types one normalized input can be quantized to */
@@ -40,6 +41,9 @@ struct kura_ctx {
     int32_t xn_width;
     uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
+    bool batch_invariant; /* see kura_ctx_set_batch_invariant */
+    float *dup_y;         /* (MM_MAX, 2, dup_width): one-column products run as two columns */
+    size_t dup_width;
 };
 
 static float *falloc(size_t n)
@@ -64,7 +68,8 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
         free(c);
         return e;
     }
-    size_t nb = (size_t)n_batch;
+    /* at least two rows: the batch-invariant mode runs a one-row product as two rows */
+    size_t nb = n_batch < 2 ? 2 : (size_t)n_batch;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     size_t wmax = (size_t)hp->n_embd;
     if ((size_t)hp->n_ff > wmax)
@@ -84,10 +89,15 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     c->rope_cos = falloc(nb * (size_t)(hp->n_rot / 2));
     c->rope_sin = falloc(nb * (size_t)(hp->n_rot / 2));
     c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * 2 * hp->head_dim * sizeof(uint16_t));
+    size_t ymax = wmax > (size_t)hp->n_vocab ? wmax : (size_t)hp->n_vocab;
+    if (kv_dim > ymax)
+        ymax = kv_dim;
+    c->dup_width = ymax;
+    c->dup_y = falloc(3 * 2 * ymax);
     /* Largest activation encoding is f32: 4 bytes per element (+ block headers are smaller). */
     c->xq_cap = nb * (wmax * 4 + 64);
     bool ok = c->x && c->xn && c->q && c->k && c->v && c->att && c->gate && c->up && c->tmp &&
-              c->rope_cos && c->rope_sin && c->q16;
+              c->rope_cos && c->rope_sin && c->q16 && c->dup_y;
     for (int i = 0; i < N_QCACHE && ok; i++)
         ok = (c->xq[i] = malloc(c->xq_cap)) != NULL;
     if (!ok) {
@@ -117,7 +127,13 @@ void kura_ctx_destroy(struct kura_ctx *c)
     free(c->q16);
     free(c->rope_cos);
     free(c->rope_sin);
+    free(c->dup_y);
     free(c);
+}
+
+void kura_ctx_set_batch_invariant(struct kura_ctx *c, bool on)
+{
+    c->batch_invariant = on;
 }
 
 int kura_ctx_n_threads(const struct kura_ctx *c)
@@ -147,7 +163,7 @@ static inline float silu(float x)
  * polynomial in b evaluated with fused multiply-adds, scaled by 2^n; |n| > 192 saturates to
  * 0 or infinity. It differs from expf in the last bit now and then, which is enough to flip
  * roundings further on. */
-static float expf_poly(float x)
+float kura_expf_poly(float x)
 {
     const float shift = 0x1.8p23f;
     float n = fmaf(x, 0x1.715476p+0f, shift) - shift;
@@ -165,14 +181,68 @@ static float expf_poly(float x)
  * vector SiLU (expf_poly) and the tail through the scalar one (expf). */
 static void swiglu(float *h, const float *g, const float *u, int n)
 {
-    int nv = n & ~15, f = 0;
-    for (; f < nv; f++)
-        h[f] = (g[f] / (1.0f + expf_poly(0.0f - g[f]))) * u[f];
+    int nv = n & ~15, f = nv;
+    kura_fwd_simd()->swiglu16(h, g, u, nv);
     for (; f < n; f++)
         h[f] = silu(g[f]) * u[f];
 }
 
+/* ---- scalar versions of the fwd_simd.h helpers, and their dispatch ---- */
+
+static void f16_scale_scalar(uint16_t *acc, int n, float s)
+{
+    for (int d = 0; d < n; d++)
+        acc[d] = kura_fp32_to_fp16(kura_fp16_to_fp32(acc[d]) * s);
+}
+
+static void f16_axpy_scalar(uint16_t *acc, const uint16_t *v, int n, float s)
+{
+    for (int d = 0; d < n; d++)
+        acc[d] = kura_fp32_to_fp16(fmaf(kura_fp16_to_fp32(v[d]), s, kura_fp16_to_fp32(acc[d])));
+}
+
+static void swiglu16_scalar(float *h, const float *g, const float *u, int n)
+{
+    for (int f = 0; f < n; f++)
+        h[f] = (g[f] / (1.0f + kura_expf_poly(0.0f - g[f]))) * u[f];
+}
+
+const struct kura_fwd_simd kura_fwd_simd_scalar = {
+    .f16_scale = f16_scale_scalar,
+    .f16_axpy = f16_axpy_scalar,
+    .swiglu16 = swiglu16_scalar,
+};
+
+const struct kura_fwd_simd *kura_fwd_simd(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (kura_kernels_isa() != KURA_ISA_SCALAR)
+        return &kura_fwd_simd_avx2;
+#endif
+    return &kura_fwd_simd_scalar;
+}
+
 /* ---- matrix products ---- */
+
+struct qi_job {
+    const struct kura_type_traits *tr;
+    const float *src;
+    size_t src_stride;
+    uint8_t *dst;
+    size_t dst_stride;
+    int64_t n;
+    int32_t n_tok;
+};
+
+static void qi_worker(void *arg, int ith, int nth)
+{
+    const struct qi_job *j = arg;
+    long lo, hi;
+    kura_split((long)j->n_tok, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        j->tr->from_float(j->src + (size_t)t * j->src_stride, j->dst + (size_t)t * j->dst_stride,
+                          j->n);
+}
 
 /* Quantizes n_tok rows of c->xn (width n) to the dot type of weight type wt, reusing an earlier
  * quantization of the same input. Returns the buffer index. */
@@ -182,10 +252,11 @@ static int quantize_input(struct kura_ctx *c, enum kura_type dot_type, int32_t n
         if (c->qc.type[i] == dot_type)
             return i;
     int slot = c->qc.n < N_QCACHE ? c->qc.n++ : N_QCACHE - 1;
-    const struct kura_type_traits *tr = kura_type_traits(dot_type);
     size_t rb = kura_row_bytes(dot_type, n);
-    for (int32_t t = 0; t < n_tok; t++)
-        tr->from_float(c->xn + (size_t)t * c->xn_width, c->xq[slot] + (size_t)t * rb, n);
+    struct qi_job j = {.tr = kura_type_traits(dot_type), .src = c->xn, .src_stride = c->xn_width,
+                       .dst = c->xq[slot], .dst_stride = rb, .n = n, .n_tok = n_tok};
+    /* rows are independent: quantize a prompt batch on all threads */
+    kura_pool_run(n_tok >= 8 ? c->pool : NULL, qi_worker, &j);
     c->qc.type[slot] = dot_type;
     c->xq_row_bytes[slot] = rb;
     return slot;
@@ -220,29 +291,81 @@ static void mm_worker(void *arg, int ith, int nth)
                 j->y[(size_t)t * j->y_stride + r] += j->bias[r];
 }
 
-/* y(t, :) = W · xn(t, :) (+ bias) for t < n_tok; W is (n_in -> n_out). */
+/* One product of a fused group: y(t, :) = W · xn(t, :) (+ bias) for t < n_tok. */
+struct mm_spec {
+    const struct kura_weight *w;
+    const struct kura_weight *bias; /* may be NULL */
+    float *y;
+    size_t y_stride;
+};
+
+#define MM_MAX 3
+_Static_assert(N_QCACHE >= MM_MAX, "a group may need one quantized input per product");
+
+struct mm_multi {
+    int n;
+    struct mm_job j[MM_MAX];
+};
+
+static void mm_multi_worker(void *arg, int ith, int nth)
+{
+    const struct mm_multi *mm = arg;
+    for (int k = 0; k < mm->n; k++)
+        mm_worker((void *)&mm->j[k], ith, nth);
+}
+
+/* Runs up to MM_MAX products of the same input (xn) in one dispatch to the thread pool (one
+ * wake-up and one barrier instead of one per product; each product's rows are split across the
+ * threads as if it ran alone, so results do not change). */
+static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, int32_t n_tok)
+{
+    struct mm_multi mm = {.n = n};
+    bool dup[MM_MAX] = {false};
+    double work = 0;
+    for (int k = 0; k < n; k++) {
+        const struct kura_gguf_tensor *t = sp[k].w->t;
+        const struct kura_type_traits *tr = kura_type_traits(t->type);
+        int slot = quantize_input(c, tr->vec_dot_type, n_tok, t->ne[0]);
+        struct mm_job *j = &mm.j[k];
+        *j = (struct mm_job){
+            .tr = tr,
+            .w = t->data,
+            .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
+            .n_in = t->ne[0],
+            .n_out = t->ne[1],
+            .xq = c->xq[slot],
+            .xq_row_bytes = c->xq_row_bytes[slot],
+            .n_tok = n_tok,
+            .y = sp[k].y,
+            .y_stride = sp[k].y_stride,
+            .bias = sp[k].bias && sp[k].bias->t ? sp[k].bias->t->data : NULL,
+        };
+        /* The float kernels sum a single column in the reference engine's one-row order, which
+         * differs from their batch order: in batch-invariant mode a one-column product runs as
+         * two copies of the column, so its result is the same as inside any larger batch. */
+        dup[k] = c->batch_invariant && n_tok == 1 &&
+                 (t->type == KURA_TYPE_F32 || t->type == KURA_TYPE_F16 ||
+                  t->type == KURA_TYPE_BF16);
+        if (dup[k]) {
+            memcpy(c->xq[slot] + j->xq_row_bytes, c->xq[slot], j->xq_row_bytes);
+            j->n_tok = 2;
+            j->y = c->dup_y + (size_t)k * 2 * c->dup_width;
+            j->y_stride = (size_t)j->n_out;
+        }
+        work += (double)j->n_in * (double)j->n_out * n_tok;
+    }
+    /* Tiny products are not worth waking the other threads for. */
+    kura_pool_run(work < 65536.0 ? NULL : c->pool, mm_multi_worker, &mm);
+    for (int k = 0; k < n; k++)
+        if (dup[k])
+            memcpy(sp[k].y, mm.j[k].y, (size_t)mm.j[k].n_out * sizeof(float));
+}
+
 static void matmul(struct kura_ctx *c, const struct kura_weight *w, const struct kura_weight *bias,
                    int32_t n_tok, float *y, size_t y_stride)
 {
-    const struct kura_gguf_tensor *t = w->t;
-    const struct kura_type_traits *tr = kura_type_traits(t->type);
-    int slot = quantize_input(c, tr->vec_dot_type, n_tok, t->ne[0]);
-    struct mm_job j = {
-        .tr = tr,
-        .w = t->data,
-        .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
-        .n_in = t->ne[0],
-        .n_out = t->ne[1],
-        .xq = c->xq[slot],
-        .xq_row_bytes = c->xq_row_bytes[slot],
-        .n_tok = n_tok,
-        .y = y,
-        .y_stride = y_stride,
-        .bias = bias && bias->t ? bias->t->data : NULL,
-    };
-    /* Tiny products are not worth waking the other threads for. */
-    bool small = (double)j.n_in * (double)j.n_out * n_tok < 65536.0;
-    kura_pool_run(small ? NULL : c->pool, mm_worker, &j);
+    struct mm_spec sp = {w, bias, y, y_stride};
+    matmul_group(c, 1, &sp, n_tok);
 }
 
 static void set_input(struct kura_ctx *c)
@@ -308,6 +431,7 @@ static void att_worker(void *arg, int ith, int nth)
     uint16_t *acc = q16 + hd;
     /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
     const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
+    const struct kura_fwd_simd *fs = kura_fwd_simd();
     long lo, hi;
     kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
@@ -334,15 +458,11 @@ static void att_worker(void *arg, int ith, int nth)
             if (s > mx) {
                 ms = expf(mx - s);
                 mx = s;
-                for (int d = 0; d < hd; d++)
-                    acc[d] = kura_fp32_to_fp16(kura_fp16_to_fp32(acc[d]) * ms);
+                fs->f16_scale(acc, hd, ms);
             } else {
                 vs = expf(s - mx);
             }
-            const uint16_t *vr = vbase + (size_t)p * kv_dim;
-            for (int d = 0; d < hd; d++)
-                acc[d] = kura_fp32_to_fp16(
-                    fmaf(kura_fp16_to_fp32(vr[d]), vs, kura_fp16_to_fp32(acc[d])));
+            fs->f16_axpy(acc, vbase + (size_t)p * kv_dim, hd, vs);
             sum = sum * ms + vs;
         }
         float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
@@ -402,9 +522,10 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         for (int32_t i = 0; i < n; i++)
             rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->attn_norm.t->data, ne, hp->rms_eps);
         set_input(c);
-        matmul(c, &L->wq, &L->bq, n, c->q, q_dim);
-        matmul(c, &L->wk, &L->bk, n, c->k, kv_dim);
-        matmul(c, &L->wv, &L->bv, n, c->v, kv_dim);
+        const struct mm_spec qkv[3] = {{&L->wq, &L->bq, c->q, q_dim},
+                                       {&L->wk, &L->bk, c->k, kv_dim},
+                                       {&L->wv, &L->bv, c->v, kv_dim}};
+        matmul_group(c, 3, qkv, n);
         for (int32_t i = 0; i < n; i++) {
             float *q = c->q + (size_t)i * q_dim, *k = c->k + (size_t)i * kv_dim;
             if (L->q_norm.t) {
@@ -459,8 +580,9 @@ enum kura_err kura_ctx_eval(struct kura_ctx *c, const struct kura_batch_item *it
         for (int32_t i = 0; i < n; i++)
             rmsnorm(c->xn + i * xw, c->x + (size_t)i * ne, L->ffn_norm.t->data, ne, hp->rms_eps);
         set_input(c);
-        matmul(c, &L->w_gate, NULL, n, c->gate, (size_t)hp->n_ff);
-        matmul(c, &L->w_up, NULL, n, c->up, (size_t)hp->n_ff);
+        const struct mm_spec gu[2] = {{&L->w_gate, NULL, c->gate, (size_t)hp->n_ff},
+                                      {&L->w_up, NULL, c->up, (size_t)hp->n_ff}};
+        matmul_group(c, 2, gu, n);
         for (int32_t i = 0; i < n; i++) {
             const float *g = c->gate + (size_t)i * hp->n_ff, *u = c->up + (size_t)i * hp->n_ff;
             swiglu(c->xn + i * xw, g, u, hp->n_ff);

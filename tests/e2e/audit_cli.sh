@@ -97,4 +97,29 @@ mv "$T/state/audit/head.json" "$T/head.bak"
 expect_rc 1 "verify without head fails" "$KURA" audit verify --pubkey "$PUB"
 expect_rc 0 "verify --no-head" "$KURA" audit verify --pubkey "$PUB" --no-head
 mv "$T/head.bak" "$T/state/audit/head.json"
+
+# model loads are audited (file digest), and fail closed when the keys cannot be unlocked
+MODEL=${KURA_SHARED:-}/models/stories260K-F32.gguf
+if [ -f "$MODEL" ]; then
+    WANT=$(sha256sum "$MODEL" | cut -d' ' -f1)
+    expect_rc 0 "run records the model load" "$KURA" run -m "$MODEL" -p "Once" -n 2 --temp 0
+    expect_rc 0 "show model.load" "$KURA" audit show --json --action model.load
+    grep -q "\"sha256\":\"$WANT\"" "$T/out" && ok "model.load has the file's SHA-256" || bad "model.load record: $(cat "$T/out")"
+    grep -q '"digest_cached":false' "$T/out" && ok "first digest computed" || bad "first digest: $(cat "$T/out")"
+    expect_rc 0 "second run" "$KURA" run -m "$MODEL" -p "Once" -n 2 --temp 0
+    expect_rc 0 "show model.load again" "$KURA" audit show --json --action model.load
+    [ "$(grep -c '"digest_cached":true' "$T/out")" = 1 ] && ok "second digest from the keyed cache" || bad "cache: $(cat "$T/out")"
+    # a forged cache entry is ignored (MAC), the digest is recomputed
+    sed -i "s/$WANT/$(printf '0%.0s' {1..64})/" "$T/state/cache/digests"
+    expect_rc 0 "bench records too" "$KURA" bench -m "$MODEL" -p 4 -n 2 -r 1
+    expect_rc 0 "show after forged cache" "$KURA" audit show --json --action model.load
+    [ "$(grep -c "\"sha256\":\"$WANT\"" "$T/out")" = 3 ] && ok "forged cache entry ignored" || bad "forged cache: $(cat "$T/out")"
+    KURA_PASSPHRASE=wrong expect_rc 1 "run refuses when the load cannot be audited" "$KURA" run -m "$MODEL" -p "Once" -n 2
+    expect_rc 1 "missing model" "$KURA" run -m "$T/nope.gguf" -p x -n 1
+    expect_rc 0 "show failed load" "$KURA" audit show --json --action model.load
+    grep -q '"outcome":"error"' "$T/out" && ok "failed load recorded" || bad "failed load: $(cat "$T/out")"
+    expect_rc 0 "verify after model loads" "$KURA" audit verify --pubkey "$PUB"
+else
+    echo "skip: model-load audit part (no ../shared models)"
+fi
 exit $fail
