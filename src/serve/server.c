@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/limits.h"
@@ -1583,6 +1584,28 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* "model.load" record, as the other commands write it (object: the file's real path). False
+ * when it could not be written: the model is then not served. */
+static bool audit_model_load(struct kura_server *s, const struct kura_serve_model_cfg *mc,
+                             const struct model_rt *m, const char *real, bool cached,
+                             const char *error)
+{
+    json_t *d = json_pack("{s:s,s:s}", "command", "serve", "name", mc->name);
+    if (!error) {
+        struct stat sb;
+        json_object_set_new(d, "sha256", json_string(m->digest));
+        json_object_set_new(d, "bytes", json_integer(stat(real, &sb) == 0 ? (json_int_t)sb.st_size
+                                                                           : -1));
+        json_object_set_new(d, "digest_cached", json_boolean(cached));
+        json_object_set_new(d, "slots", json_integer(m->slots));
+        json_object_set_new(d, "ctx", json_integer(m->n_ctx));
+        json_object_set_new(d, "chat_template", json_string(kura_chat_tmpl_name(m->tmpl)));
+    } else {
+        json_object_set_new(d, "error", json_string(error));
+    }
+    return audit(s, s->actor, "model.load", real, error ? "error" : "ok", d);
+}
+
 static enum kura_err load_models(struct kura_server *s, struct kura_errbuf *eb)
 {
     for (int i = 0; i < s->cfg.n_models; i++) {
@@ -1591,16 +1614,17 @@ static enum kura_err load_models(struct kura_server *s, struct kura_errbuf *eb)
         s->n_models = i + 1;
         m->name = mc->name;
         m->created = (long)time(NULL);
-        enum kura_err e = kura_audit_file_digest(mc->path, m->digest, eb);
+        char real[KURA_MAX_PATH];
+        bool cached = false;
+        if (!realpath(mc->path, real))
+            snprintf(real, sizeof real, "%s", mc->path);
+        enum kura_err e = kura_model_load(mc->path, &m->model, eb);
         if (!e)
-            e = kura_model_load(mc->path, &m->model, eb);
+            e = kura_audit_model_digest(s->state_dir, s->keys, real, m->digest, &cached, eb);
         if (!e)
             e = kura_tok_create(kura_model_gguf(m->model), &m->tok, eb);
         if (e) {
-            json_t *d = json_object();
-            json_object_set_new(d, "path", json_string(mc->path));
-            json_object_set_new(d, "error", json_string(eb ? eb->msg : kura_err_str(e)));
-            audit(s, s->actor, "model.load", mc->name, "error", d);
+            audit_model_load(s, mc, m, real, false, eb ? eb->msg : kura_err_str(e));
             kura_err_prefix(eb, "model '%s' (%s): ", mc->name, mc->path);
             return e;
         }
@@ -1635,15 +1659,9 @@ static enum kura_err load_models(struct kura_server *s, struct kura_errbuf *eb)
                                        .queue_max = s->cfg.queue,
                                        .n_threads = s->cfg.threads};
         e = kura_sched_create(m->model, m->tok, &sp, &m->sched, eb);
-        json_t *d = json_object();
-        json_object_set_new(d, "path", json_string(mc->path));
-        json_object_set_new(d, "sha256", json_string(m->digest));
-        json_object_set_new(d, "slots", json_integer(m->slots));
-        json_object_set_new(d, "ctx", json_integer(ctx));
-        json_object_set_new(d, "chat_template", json_string(kura_chat_tmpl_name(m->tmpl)));
-        if (e)
-            json_object_set_new(d, "error", json_string(eb ? eb->msg : kura_err_str(e)));
-        audit(s, s->actor, "model.load", mc->name, e ? "error" : "ok", d);
+        if (!audit_model_load(s, mc, m, real, cached, e ? (eb ? eb->msg : kura_err_str(e)) : NULL) &&
+            !e)
+            e = kura_err_set(eb, KURA_ERR_IO, "the audit log cannot record the model load");
         if (e) {
             kura_err_prefix(eb, "model '%s': ", mc->name);
             return e;
