@@ -32,6 +32,10 @@
 #define KURA_CHAT_MAX_MSGS          (1u << 16)  /* messages in one chat */
 #define KURA_CHAT_MAX_BYTES         KURA_MAX_PROMPT_BYTES /* formatted prompt */
 
+/* Server */
+#define KURA_SERVE_MAX_BODY_TOTAL   (512ull << 20) /* request body bytes buffered over all
+                                                      connections; beyond: 503 */
+
 /* State directory, keys, audit */
 #define KURA_MAX_PATH               4096        /* bytes in a path we build */
 #define KURA_MAX_PASSPHRASE         1024        /* bytes in a passphrase */
