@@ -143,6 +143,19 @@ for _ in range(6):
     s.close()
 st, _ = http(NORMAL)
 check("serving after clients vanished mid-stream: %d" % st, st == 200)
+
+# 6. clients of NON-streamed requests that vanish: the server notices (socket peek per token)
+# and cancels instead of generating all max_tokens; the audit records tell (checked below)
+for i in range(4):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    data = json.dumps({"prompt": "Once upon a time", "max_tokens": 480, "temperature": 0,
+                       "user": "vanish-%d" % i}).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+              % (key.encode(), len(data)) + data)
+    s.close()
+st, _ = http(NORMAL)
+check("serving after non-streamed clients vanished: %d" % st, st == 200)
 sys.exit(1 if results.get("fail") else 0)
 EOF
 rc=$?
@@ -155,5 +168,24 @@ stop_server "$PID"; rc=$?
 check "clean shutdown (rc $rc)" '[ $rc = 0 ]'
 "$KURA" audit verify >/dev/null 2>&1; rc=$?
 check "audit log intact (rc $rc)" '[ $rc = 0 ]'
+"$KURA" audit show --json --action api.request > "$T/reqs.json"
+python3 - "$T/reqs.json" > "$T/vanish.txt" <<'EOF2'
+import json, sys
+# every vanished request that reached the engine must end cancelled (not stop/length)
+n, bad = 0, 0
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    d = r.get("details", {})
+    if str(d.get("user", "")).startswith("vanish-"):
+        n += 1
+        print("  vanish record: outcome %s finish %s tokens %s" % (r.get("outcome"),
+              d.get("finish"), d.get("completion_tokens")), file=sys.stderr)
+        bad += r.get("outcome") != "cancelled"
+print(bad)
+EOF2
+check "vanished non-streamed requests were cancelled ($(cat "$T/vanish.txt") were not)" '[ "$(cat "$T/vanish.txt")" = 0 ]'
 sanitizer_check
 exit $fail
