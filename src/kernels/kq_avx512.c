@@ -4,6 +4,7 @@
 #define KQ_VNNI 1
 #define KQ_G 2
 #define KQ_C 4
+#define KQ_CZ 8
 #include "kernels/kq_x86.h"
 
 void kura_kernels_fill_kq_avx512(struct kura_type_traits table[KURA_TYPE__COUNT])
