@@ -658,22 +658,23 @@ KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc,
             accs[c] = _mm512_dpwssd_epi32(accs[c], bias,
                                           _mm512_set1_epi32(kq_load_i32(yc[c]->bsums + 2 * t)));
     }
+    /* the running sums stay in acc (acc_q, then acc_m: 32 floats per column, in L1) until the
+     * last super-block, which stores the results to out */
     const __mmask16 mask = rv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rv) - 1);
     const __m512 d = _mm512_load_ps(pn->d), dmin = _mm512_load_ps(pn->dmin);
     for (int c = 0; c < cc; c++) {
         __m512 dy = _mm512_set1_ps(yc[c]->d);
-        float *o = out + (size_t)c * ors;
-        __m512 prev = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, o);
+        float *a = accm + (size_t)c * 32;
+        __m512 prev = first ? _mm512_setzero_ps() : _mm512_load_ps(a);
         __m512 u;
         if (mode == KQ_MODE_FMA2) {
-            float *a = accm + (size_t)c * 16;
-            __m512 pm = first ? _mm512_setzero_ps() : _mm512_load_ps(a);
+            __m512 pm = first ? _mm512_setzero_ps() : _mm512_load_ps(a + 16);
             u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(accb[c]), _mm512_mul_ps(d, dy), prev);
             pm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(accs[c]), _mm512_mul_ps(dmin, dy), pm);
             if (last)
                 u = _mm512_sub_ps(u, pm);
             else
-                _mm512_store_ps(a, pm);
+                _mm512_store_ps(a + 16, pm);
         } else if (mode == KQ_MODE_MIN) {
             __m512 t = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(accb[c])),
                                      _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(accs[c])));
@@ -682,14 +683,19 @@ KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc,
             __m512i sum = _mm512_add_epi32(accb[c], accs[c]);
             u = _mm512_add_ps(prev, _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(sum)));
         }
-        _mm512_mask_storeu_ps(o, mask, u);
+        if (last)
+            _mm512_mask_storeu_ps(out + (size_t)c * ors, mask, u);
+        else
+            _mm512_store_ps(a, u);
     }
 }
 #define KQ_TC KQ_CZ
+#define KQ_ACCW 32 /* scratch floats per column */
 #define KQ_TILE_CALL(NSUB, KS, FL, MODE, CC, YB, OUT, ACCM)                                     \
     KQ_SFX(kq_tile16)(pn, NSUB, KS, MODE, CC, YB, yrb, OUT, ors, ACCM, first, last, rv)
 #else
 #define KQ_TC KQ_C
+#define KQ_ACCW KQ_R
 #define KQ_TILE_CALL(NSUB, KS, FL, MODE, CC, YB, OUT, ACCM)                                     \
     KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, CC, YB, yrb, OUT, ors, ACCM, first, last, rv)
 #endif
@@ -703,6 +709,20 @@ KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc,
 #define KQ_PB_MAX 32
 
 static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
+
+/* Prefetch (to L2) the bytes [off, off + len) of the rows of the next panel, rows KQ_R..2 KQ_R-1
+ * from xr (rleft rows are left from xr on): their unpacking then does not wait for memory. */
+static inline void kq_prefetch_next(const char *xr, size_t xrb, int64_t rleft, int64_t off,
+                                    size_t len)
+{
+    int64_t rn = rleft - KQ_R < KQ_R ? rleft - KQ_R : KQ_R;
+    for (int64_t r = 0; r < rn; r++) {
+        const char *p = xr + (size_t)(KQ_R + r) * xrb + (size_t)off;
+        for (size_t b = 0; b < len; b += 64)
+            _mm_prefetch(p + b, _MM_HINT_T1);
+        _mm_prefetch(p + len - 1, _MM_HINT_T1);
+    }
+}
 
 #define KQ_GEMM(T, XBLK, NSUB, KS, FL, MODE)                                                     \
     static void KQ_SFX(tile_##T)(const struct kq_panel *pn, int cc, const char *yb, size_t yrb,  \
@@ -723,10 +743,10 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
             int c = 0;                                                                           \
             for (; c + 4 <= cc; c += 4)                                                          \
                 KQ_TILE_CALL(NSUB, KS, FL, MODE, 4, yb + (size_t)c * yrb, out + (size_t)c * ors, \
-                             accm + (size_t)c * KQ_R);                                           \
+                             accm + (size_t)c * KQ_ACCW);                                           \
             for (; c < cc; c++)                                                                  \
                 KQ_TILE_CALL(NSUB, KS, FL, MODE, 1, yb + (size_t)c * yrb, out + (size_t)c * ors, \
-                             accm + (size_t)c * KQ_R);                                           \
+                             accm + (size_t)c * KQ_ACCW);                                           \
             break;                                                                               \
         }                                                                                        \
         }                                                                                        \
@@ -751,7 +771,7 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
             return;                                                                              \
         }                                                                                        \
         struct kq_panel *pb = KQ_SFX(kq_pbuf);                                                   \
-        float accm[KQ_CCHUNK * KQ_R] __attribute__((aligned(64)));                               \
+        float accm[KQ_CCHUNK * KQ_ACCW] __attribute__((aligned(64)));                               \
         for (int64_t r0 = 0; r0 < nr; r0 += KQ_R) {                                              \
             int rv = nr - r0 < KQ_R ? (int)(nr - r0) : KQ_R;                                     \
             const char *xr = (const char *)x + (size_t)r0 * xrb;                                 \
@@ -764,12 +784,15 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
                     if (nb > KQ_PB_MAX)                                                          \
                         KQ_SFX(pack_all_##T)(xr, xrb, rv, i0, i1, pb);                           \
                     for (int64_t i = i0; i < i1; i++) {                                          \
+                        if (k0 == 0)                                                             \
+                            kq_prefetch_next(xr, xrb, nr - r0, i * (int64_t)sizeof(XBLK),        \
+                                             sizeof(XBLK));                                      \
                         const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);  \
                         for (int64_t c0 = k0; c0 < k1; c0 += KQ_TC) {                            \
                             int cc = k1 - c0 < KQ_TC ? (int)(k1 - c0) : KQ_TC;                   \
                             KQ_SFX(tile_##T)(&pb[i - i0], cc, yb + (size_t)c0 * yrb, yrb,        \
                                              out + (size_t)c0 * ors + (size_t)r0, ors,           \
-                                             accm + (size_t)(c0 - k0) * KQ_R, i == 0,            \
+                                             accm + (size_t)(c0 - k0) * KQ_ACCW, i == 0,            \
                                              i == nb - 1, rv);                                   \
                         }                                                                        \
                     }                                                                            \
