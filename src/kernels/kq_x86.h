@@ -710,19 +710,20 @@ KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc,
 
 static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
 
-/* Prefetch (to L2) the bytes [off, off + len) of the rows of the next panel, rows KQ_R..2 KQ_R-1
- * from xr (rleft rows are left from xr on): their unpacking then does not wait for memory. */
-static inline void kq_prefetch_next(const char *xr, size_t xrb, int64_t rleft, int64_t off,
-                                    size_t len)
-{
-    int64_t rn = rleft - KQ_R < KQ_R ? rleft - KQ_R : KQ_R;
-    for (int64_t r = 0; r < rn; r++) {
-        const char *p = xr + (size_t)(KQ_R + r) * xrb + (size_t)off;
-        for (size_t b = 0; b < len; b += 64)
-            _mm_prefetch(p + b, _MM_HINT_T1);
-        _mm_prefetch(p + len - 1, _MM_HINT_T1);
-    }
-}
+/* Prefetch the bytes [off, off + len) of rows 0..nrow-1 (at most KQ_R) from xr. */
+#define kq_prefetch_rows(xr, xrb, nrow, off, len, hint)                                         \
+    do {                                                                                         \
+        int64_t rn_ = (nrow) < KQ_R ? (nrow) : KQ_R;                                             \
+        for (int64_t r_ = 0; r_ < rn_; r_++) {                                                   \
+            const char *p_ = (xr) + (size_t)r_ * (xrb) + (size_t)(off);                          \
+            for (size_t b_ = 0; b_ < (len); b_ += 64)                                            \
+                _mm_prefetch(p_ + b_, hint);                                                     \
+            _mm_prefetch(p_ + (len) - 1, hint);                                                  \
+        }                                                                                        \
+    } while (0)
+/* Super-blocks ahead that the unpacking prefetches; super-blocks of the next panel that the
+ * current one prefetches (while it multiplies, before that panel's unpacking). */
+#define KQ_PF_SB 4
 
 #define KQ_GEMM(T, XBLK, NSUB, KS, FL, MODE)                                                     \
     static void KQ_SFX(tile_##T)(const struct kq_panel *pn, int cc, const char *yb, size_t yrb,  \
@@ -754,13 +755,17 @@ static inline void kq_prefetch_next(const char *xr, size_t xrb, int64_t rleft, i
     static void KQ_SFX(pack_all_##T)(const char *xr, size_t xrb, int rv, int64_t i0, int64_t i1,  \
                                      struct kq_panel *pb)                                        \
     {                                                                                            \
-        for (int64_t i = i0; i < i1; i++)                                                        \
+        for (int64_t i = i0; i < i1; i++) {                                                      \
+            if (i + KQ_PF_SB < i1)                                                               \
+                kq_prefetch_rows(xr, xrb, rv, (i + KQ_PF_SB) * (int64_t)sizeof(XBLK),            \
+                                 sizeof(XBLK), _MM_HINT_T0);                                     \
             for (int g = 0; g < KQ_G; g++) {                                                     \
                 int nv = rv - 8 * g;                                                             \
                 nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                               \
                 KQ_SFX(pack_##T)(nv > 0 ? xr + (size_t)(8 * g) * xrb : xr, xrb, nv, i,           \
                                  &pb[i - i0], 8 * g);                                            \
             }                                                                                    \
+        }                                                                                        \
     }                                                                                            \
     static void KQ_SFX(gemm_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
                                  const void *y, size_t yrb, float *out, size_t ors)              \
@@ -784,9 +789,10 @@ static inline void kq_prefetch_next(const char *xr, size_t xrb, int64_t rleft, i
                     if (nb > KQ_PB_MAX)                                                          \
                         KQ_SFX(pack_all_##T)(xr, xrb, rv, i0, i1, pb);                           \
                     for (int64_t i = i0; i < i1; i++) {                                          \
-                        if (k0 == 0)                                                             \
-                            kq_prefetch_next(xr, xrb, nr - r0, i * (int64_t)sizeof(XBLK),        \
-                                             sizeof(XBLK));                                      \
+                        if (k0 == 0 && i < KQ_PF_SB && nr - r0 > KQ_R)                           \
+                            kq_prefetch_rows(xr + (size_t)KQ_R * xrb, xrb, nr - r0 - KQ_R,       \
+                                             i * (int64_t)sizeof(XBLK), sizeof(XBLK),            \
+                                             _MM_HINT_T0);                                       \
                         const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);  \
                         for (int64_t c0 = k0; c0 < k1; c0 += KQ_TC) {                            \
                             int cc = k1 - c0 < KQ_TC ? (int)(k1 - c0) : KQ_TC;                   \
