@@ -705,7 +705,9 @@ KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc,
  * super-blocks of a panel unpacked at once (a per-thread buffer: a panel is unpacked once
  * for all the columns when its rows have at most this many super-blocks). */
 #define KQ_PACK_MIN_COLS 3
+#ifndef KQ_CCHUNK
 #define KQ_CCHUNK 64
+#endif
 #define KQ_PB_MAX 32
 
 static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
