@@ -29,7 +29,11 @@
  * scales and int16 min / offset factors; the micro-kernel then runs over all the columns:
  * per k-step one weight vector per row group, one 4-byte broadcast of the activations per
  * column, one dpbusd (or maddubs + add) per (group, column); per sub-block one multiply by the
- * scale; per super-block the bsums term and the float update of the outputs. */
+ * scale; per super-block the bsums term and the float update of the outputs. A panel's
+ * super-blocks (up to KQ_PB_MAX) are unpacked once into a per-thread buffer and reused for all
+ * the columns. With VNNI the micro-kernel runs on 512-bit vectors: the 16 rows of a panel in
+ * one register, KQ_CZ columns per pass (dpbusd with the activations as a broadcast), running
+ * sums kept in an L1 scratch until the last super-block. */
 #include <immintrin.h>
 
 #include "kernels/kernels_int.h"
