@@ -29,7 +29,11 @@
  * scales and int16 min / offset factors; the micro-kernel then runs over all the columns:
  * per k-step one weight vector per row group, one 4-byte broadcast of the activations per
  * column, one dpbusd (or maddubs + add) per (group, column); per sub-block one multiply by the
- * scale; per super-block the bsums term and the float update of the outputs. */
+ * scale; per super-block the bsums term and the float update of the outputs. A panel's
+ * super-blocks (up to KQ_PB_MAX) are unpacked once into a per-thread buffer and reused for all
+ * the columns. With VNNI the micro-kernel runs on 512-bit vectors: the 16 rows of a panel in
+ * one register, KQ_CZ columns per pass (dpbusd with the activations as a broadcast), running
+ * sums kept in an L1 scratch until the last super-block. */
 #include <immintrin.h>
 
 #include "kernels/kernels_int.h"
@@ -354,13 +358,17 @@ KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), 
 /* ------------------------------------------------------------------------------------------ */
 /* Prefill: packed panels                                                                     */
 
-/* One super-block of 8 rows, unpacked for the micro-kernel. */
+/* Rows of a panel: KQ_G groups of 8. */
+#define KQ_R (8 * KQ_G)
+
+/* One super-block of KQ_R rows, unpacked for the micro-kernel; row group g (rows 8g..8g+7)
+ * is packed by one pack call. */
 struct kq_panel {
-    uint8_t w[64][32];  /* k-step s, row r: the 4 quants of elements 4s..4s+3 (unsigned) */
-    int32_t sc[16][8];  /* sub-block scale per row (AVX2: as an int16 pair (sc, sc)) */
-    int32_t bias[8][8]; /* int16 pair: factors of bsums[2t], bsums[2t+1] */
-    float d[8], dmin[8];
-};
+    uint8_t w[64][4 * KQ_R]; /* k-step s, row r: the 4 quants of elements 4s..4s+3 (unsigned) */
+    int32_t sc[16][KQ_R];    /* sub-block scale per row (AVX2: as an int16 pair (sc, sc)) */
+    int32_t bias[8][KQ_R];   /* int16 pair: factors of bsums[2t], bsums[2t+1] */
+    float d[KQ_R], dmin[KQ_R];
+} __attribute__((aligned(64)));
 
 /* Pair of int16 in one int32 lane: lo in the low half. */
 static inline int32_t kq_pair(int lo, int hi)
@@ -377,8 +385,8 @@ static inline int32_t kq_scale_lane(int sc)
 #endif
 }
 
-/* 8 rows of 256 unpacked bytes (row-major) -> p->w. */
-static inline void kq_transpose(const uint8_t rows[8][256], struct kq_panel *p)
+/* 8 rows of 256 unpacked bytes (row-major) -> p->w, rows o..o+7. */
+static inline void kq_transpose(const uint8_t rows[8][256], struct kq_panel *p, int o)
 {
     for (int t = 0; t < 8; t++) {
         __m256i r[8];
@@ -392,20 +400,23 @@ static inline void kq_transpose(const uint8_t rows[8][256], struct kq_panel *p)
         __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
         __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
         __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-        __m256i *w = (__m256i *)p->w[8 * t];
-        _mm256_store_si256(w + 0, _mm256_permute2x128_si256(u0, u4, 0x20));
-        _mm256_store_si256(w + 1, _mm256_permute2x128_si256(u1, u5, 0x20));
-        _mm256_store_si256(w + 2, _mm256_permute2x128_si256(u2, u6, 0x20));
-        _mm256_store_si256(w + 3, _mm256_permute2x128_si256(u3, u7, 0x20));
-        _mm256_store_si256(w + 4, _mm256_permute2x128_si256(u0, u4, 0x31));
-        _mm256_store_si256(w + 5, _mm256_permute2x128_si256(u1, u5, 0x31));
-        _mm256_store_si256(w + 6, _mm256_permute2x128_si256(u2, u6, 0x31));
-        _mm256_store_si256(w + 7, _mm256_permute2x128_si256(u3, u7, 0x31));
+#define KQ_WST(k) ((__m256i *)(p->w[8 * t + (k)] + 4 * o))
+        _mm256_store_si256(KQ_WST(0), _mm256_permute2x128_si256(u0, u4, 0x20));
+        _mm256_store_si256(KQ_WST(1), _mm256_permute2x128_si256(u1, u5, 0x20));
+        _mm256_store_si256(KQ_WST(2), _mm256_permute2x128_si256(u2, u6, 0x20));
+        _mm256_store_si256(KQ_WST(3), _mm256_permute2x128_si256(u3, u7, 0x20));
+        _mm256_store_si256(KQ_WST(4), _mm256_permute2x128_si256(u0, u4, 0x31));
+        _mm256_store_si256(KQ_WST(5), _mm256_permute2x128_si256(u1, u5, 0x31));
+        _mm256_store_si256(KQ_WST(6), _mm256_permute2x128_si256(u2, u6, 0x31));
+        _mm256_store_si256(KQ_WST(7), _mm256_permute2x128_si256(u3, u7, 0x31));
+#undef KQ_WST
     }
 }
 
-/* Unpack super-block i of rows x[0..nv-1] (row stride xrb) into p; rows nv..7 are zero. */
-static void KQ_SFX(pack_q4_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+/* Unpack super-block i of rows x[0..nv-1] (row stride xrb) into rows o..o+7 of p; rows nv..7
+ * of the group are zero. */
+static void KQ_SFX(pack_q4_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p,
+                             int o)
 {
     uint8_t rows[8][256] __attribute__((aligned(32)));
     const __m256i m4 = _mm256_set1_epi8(15);
@@ -413,8 +424,8 @@ static void KQ_SFX(pack_q4_k)(const char *x, size_t xrb, int nv, int64_t i, stru
         if (r >= nv) {
             memset(rows[r], 0, 256);
             for (int j = 0; j < 8; j++)
-                p->sc[j][r] = p->bias[j][r] = 0;
-            p->d[r] = p->dmin[r] = 0;
+                p->sc[j][o + r] = p->bias[j][o + r] = 0;
+            p->d[o + r] = p->dmin[o + r] = 0;
             continue;
         }
         const struct blk_q4_k *b = (const struct blk_q4_k *)(x + (size_t)r * xrb) + i;
@@ -427,16 +438,17 @@ static void KQ_SFX(pack_q4_k)(const char *x, size_t xrb, int nv, int64_t i, stru
         uint8_t sm[16];
         _mm_storeu_si128((__m128i *)sm, kq_scales_k4(b->scales));
         for (int j = 0; j < 8; j++) {
-            p->sc[j][r] = kq_scale_lane(sm[j]);
-            p->bias[j][r] = kq_pair(sm[8 + j], sm[8 + j]);
+            p->sc[j][o + r] = kq_scale_lane(sm[j]);
+            p->bias[j][o + r] = kq_pair(sm[8 + j], sm[8 + j]);
         }
-        p->d[r] = _cvtsh_ss(b->d);
-        p->dmin[r] = _cvtsh_ss(b->dmin);
+        p->d[o + r] = _cvtsh_ss(b->d);
+        p->dmin[o + r] = _cvtsh_ss(b->dmin);
     }
-    kq_transpose((const uint8_t(*)[256])rows, p);
+    kq_transpose((const uint8_t(*)[256])rows, p, o);
 }
 
-static void KQ_SFX(pack_q5_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+static void KQ_SFX(pack_q5_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p,
+                             int o)
 {
     uint8_t rows[8][256] __attribute__((aligned(32)));
     const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
@@ -444,8 +456,8 @@ static void KQ_SFX(pack_q5_k)(const char *x, size_t xrb, int nv, int64_t i, stru
         if (r >= nv) {
             memset(rows[r], 0, 256);
             for (int j = 0; j < 8; j++)
-                p->sc[j][r] = p->bias[j][r] = 0;
-            p->d[r] = p->dmin[r] = 0;
+                p->sc[j][o + r] = p->bias[j][o + r] = 0;
+            p->d[o + r] = p->dmin[o + r] = 0;
             continue;
         }
         const struct blk_q5_k *b = (const struct blk_q5_k *)(x + (size_t)r * xrb) + i;
@@ -463,26 +475,27 @@ static void KQ_SFX(pack_q5_k)(const char *x, size_t xrb, int nv, int64_t i, stru
         uint8_t sm[16];
         _mm_storeu_si128((__m128i *)sm, kq_scales_k4(b->scales));
         for (int j = 0; j < 8; j++) {
-            p->sc[j][r] = kq_scale_lane(sm[j]);
-            p->bias[j][r] = kq_pair(sm[8 + j], sm[8 + j]);
+            p->sc[j][o + r] = kq_scale_lane(sm[j]);
+            p->bias[j][o + r] = kq_pair(sm[8 + j], sm[8 + j]);
         }
-        p->d[r] = _cvtsh_ss(b->d);
-        p->dmin[r] = _cvtsh_ss(b->dmin);
+        p->d[o + r] = _cvtsh_ss(b->d);
+        p->dmin[o + r] = _cvtsh_ss(b->dmin);
     }
-    kq_transpose((const uint8_t(*)[256])rows, p);
+    kq_transpose((const uint8_t(*)[256])rows, p, o);
 }
 
-static void KQ_SFX(pack_q6_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p)
+static void KQ_SFX(pack_q6_k)(const char *x, size_t xrb, int nv, int64_t i, struct kq_panel *p,
+                             int o)
 {
     uint8_t rows[8][256] __attribute__((aligned(32)));
     for (int r = 0; r < 8; r++) {
         if (r >= nv) {
             memset(rows[r], 0, 256);
             for (int j = 0; j < 16; j++)
-                p->sc[j][r] = 0;
+                p->sc[j][o + r] = 0;
             for (int j = 0; j < 8; j++)
-                p->bias[j][r] = 0;
-            p->d[r] = 0;
+                p->bias[j][o + r] = 0;
+            p->d[o + r] = 0;
             continue;
         }
         const struct blk_q6_k *b = (const struct blk_q6_k *)(x + (size_t)r * xrb) + i;
@@ -494,12 +507,12 @@ static void KQ_SFX(pack_q6_k)(const char *x, size_t xrb, int nv, int64_t i, stru
                                    kq_q6_bits(l0, l1, hb, g));
         }
         for (int j = 0; j < 16; j++)
-            p->sc[j][r] = kq_scale_lane(b->scales[j]);
+            p->sc[j][o + r] = kq_scale_lane(b->scales[j]);
         for (int t = 0; t < 8; t++)
-            p->bias[t][r] = kq_pair(-32 * b->scales[2 * t], -32 * b->scales[2 * t + 1]);
-        p->d[r] = _cvtsh_ss(b->d);
+            p->bias[t][o + r] = kq_pair(-32 * b->scales[2 * t], -32 * b->scales[2 * t + 1]);
+        p->d[o + r] = _cvtsh_ss(b->d);
     }
-    kq_transpose((const uint8_t(*)[256])rows, p);
+    kq_transpose((const uint8_t(*)[256])rows, p, o);
 }
 
 /* Micro-kernel: KQ_G packed groups (8 rows each) times cc columns of one super-block.
@@ -529,7 +542,7 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
             const int s = t * ks + s1;
             __m256i w[KQ_G];
             for (int g = 0; g < KQ_G; g++)
-                w[g] = _mm256_load_si256((const __m256i *)pn[g].w[s]);
+                w[g] = _mm256_load_si256((const __m256i *)(pn->w[s] + 32 * g));
             for (int c = 0; c < cc; c++) {
                 __m256i a = _mm256_set1_epi32(kq_load_i32(yc[c]->qs + 4 * s));
                 for (int g = 0; g < KQ_G; g++)
@@ -542,7 +555,7 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
 #if !KQ_VNNI
             if ((s1 + 1) % fl == 0)
                 for (int g = 0; g < KQ_G; g++) {
-                    __m256i sc = _mm256_load_si256((const __m256i *)pn[g].sc[t]);
+                    __m256i sc = _mm256_load_si256((const __m256i *)(pn->sc[t] + 8 * g));
                     for (int c = 0; c < cc; c++) {
                         accb[g][c] = _mm256_add_epi32(accb[g][c], _mm256_madd_epi16(accs[g][c], sc));
                         accs[g][c] = _mm256_setzero_si256();
@@ -552,7 +565,7 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
         }
 #if KQ_VNNI
         for (int g = 0; g < KQ_G; g++) {
-            __m256i sc = _mm256_load_si256((const __m256i *)pn[g].sc[t]);
+            __m256i sc = _mm256_load_si256((const __m256i *)(pn->sc[t] + 8 * g));
             for (int c = 0; c < cc; c++)
                 accb[g][c] = _mm256_add_epi32(accb[g][c], _mm256_mullo_epi32(accs[g][c], sc));
         }
@@ -565,7 +578,7 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
     for (int t = 0; t < 8; t++) {
         __m256i bias[KQ_G];
         for (int g = 0; g < KQ_G; g++)
-            bias[g] = _mm256_load_si256((const __m256i *)pn[g].bias[t]);
+            bias[g] = _mm256_load_si256((const __m256i *)(pn->bias[t] + 8 * g));
         for (int c = 0; c < cc; c++) {
             __m256i a = _mm256_set1_epi32(kq_load_i32(yc[c]->bsums + 2 * t));
             for (int g = 0; g < KQ_G; g++)
@@ -576,8 +589,8 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
         int nvalid = rv - 8 * g;
         __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(nvalid),
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 d = _mm256_load_ps(pn[g].d);
-        __m256 dmin = _mm256_load_ps(pn[g].dmin);
+        __m256 d = _mm256_load_ps(pn->d + 8 * g);
+        __m256 dmin = _mm256_load_ps(pn->dmin + 8 * g);
         for (int c = 0; c < cc; c++) {
             __m256 dy = _mm256_set1_ps(yc[c]->d);
             float *o = out + (size_t)c * ors + 8 * g;
@@ -610,10 +623,113 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
     }
 }
 
+#if KQ_VNNI
+/* AVX-512 micro-kernel: the 16 rows of a panel in one 512-bit vector (a lane per row) times cc
+ * columns of one super-block; per k-step one weight load and per column one dpbusd with the
+ * column's 4 activation bytes as an embedded broadcast; per sub-block one multiply by the
+ * scales per column; then the bsums term and the float step as in kq_tile (same per-row
+ * order, so the same results). */
+static inline __attribute__((always_inline)) void
+KQ_SFX(kq_tile16)(const struct kq_panel *pn, int nsub, int ks, int mode, int cc, const char *yb,
+                  size_t yrb, float *out, size_t ors, float *accm, int first, int last, int rv)
+{
+    __m512i accb[KQ_CZ], accs[KQ_CZ];
+    const struct blk_q8_k *yc[KQ_CZ];
+    for (int c = 0; c < cc; c++)
+        yc[c] = (const struct blk_q8_k *)(yb + (size_t)c * yrb);
+    for (int c = 0; c < cc; c++)
+        accb[c] = _mm512_setzero_si512();
+    for (int t = 0; t < nsub; t++) {
+        for (int c = 0; c < cc; c++)
+            accs[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int s1 = 0; s1 < ks; s1++) {
+            const int s = t * ks + s1;
+            __m512i w = _mm512_load_si512((const void *)pn->w[s]);
+            for (int c = 0; c < cc; c++)
+                accs[c] = _mm512_dpbusd_epi32(accs[c], w,
+                                              _mm512_set1_epi32(kq_load_i32(yc[c]->qs + 4 * s)));
+        }
+        __m512i sc = _mm512_load_si512((const void *)pn->sc[t]);
+        for (int c = 0; c < cc; c++)
+            accb[c] = _mm512_add_epi32(accb[c], _mm512_mullo_epi32(accs[c], sc));
+    }
+    for (int c = 0; c < cc; c++)
+        accs[c] = _mm512_setzero_si512();
+    for (int t = 0; t < 8; t++) {
+        __m512i bias = _mm512_load_si512((const void *)pn->bias[t]);
+        for (int c = 0; c < cc; c++)
+            accs[c] = _mm512_dpwssd_epi32(accs[c], bias,
+                                          _mm512_set1_epi32(kq_load_i32(yc[c]->bsums + 2 * t)));
+    }
+    /* the running sums stay in acc (acc_q, then acc_m: 32 floats per column, in L1) until the
+     * last super-block, which stores the results to out */
+    const __mmask16 mask = rv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rv) - 1);
+    const __m512 d = _mm512_load_ps(pn->d), dmin = _mm512_load_ps(pn->dmin);
+    for (int c = 0; c < cc; c++) {
+        __m512 dy = _mm512_set1_ps(yc[c]->d);
+        float *a = accm + (size_t)c * 32;
+        __m512 prev = first ? _mm512_setzero_ps() : _mm512_load_ps(a);
+        __m512 u;
+        if (mode == KQ_MODE_FMA2) {
+            __m512 pm = first ? _mm512_setzero_ps() : _mm512_load_ps(a + 16);
+            u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(accb[c]), _mm512_mul_ps(d, dy), prev);
+            pm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(accs[c]), _mm512_mul_ps(dmin, dy), pm);
+            if (last)
+                u = _mm512_sub_ps(u, pm);
+            else
+                _mm512_store_ps(a + 16, pm);
+        } else if (mode == KQ_MODE_MIN) {
+            __m512 t = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(accb[c])),
+                                     _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(accs[c])));
+            u = _mm512_add_ps(prev, _mm512_mul_ps(dy, t));
+        } else {
+            __m512i sum = _mm512_add_epi32(accb[c], accs[c]);
+            u = _mm512_add_ps(prev, _mm512_mul_ps(_mm512_mul_ps(d, dy), _mm512_cvtepi32_ps(sum)));
+        }
+        if (last)
+            _mm512_mask_storeu_ps(out + (size_t)c * ors, mask, u);
+        else
+            _mm512_store_ps(a, u);
+    }
+}
+#define KQ_TC KQ_CZ
+#define KQ_ACCW 32 /* scratch floats per column */
+#define KQ_TILE_CALL(NSUB, KS, FL, MODE, CC, YB, OUT, ACCM)                                     \
+    KQ_SFX(kq_tile16)(pn, NSUB, KS, MODE, CC, YB, yrb, OUT, ors, ACCM, first, last, rv)
+#else
+#define KQ_TC KQ_C
+#define KQ_ACCW KQ_R
+#define KQ_TILE_CALL(NSUB, KS, FL, MODE, CC, YB, OUT, ACCM)                                     \
+    KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, CC, YB, yrb, OUT, ors, ACCM, first, last, rv)
+#endif
+
 /* Columns below which gemm runs the row dot products instead of packing; columns per pass
- * over a panel (bounds the KQ_MODE_FMA2 scratch). */
+ * over a panel (bounds the KQ_MODE_FMA2 scratch and keeps the pass's activations in L2);
+ * super-blocks of a panel unpacked at once (a per-thread buffer: a panel is unpacked once
+ * for all the columns when its rows have at most this many super-blocks). */
 #define KQ_PACK_MIN_COLS 3
+#ifndef KQ_CCHUNK
 #define KQ_CCHUNK 64
+#endif
+#define KQ_PB_MAX 32
+
+static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
+
+/* Prefetch the bytes [off, off + len) of rows 0..nrow-1 (at most KQ_R) from xr. */
+#define kq_prefetch_rows(xr, xrb, nrow, off, len, hint)                                         \
+    do {                                                                                         \
+        int64_t rn_ = (nrow) < KQ_R ? (nrow) : KQ_R;                                             \
+        for (int64_t r_ = 0; r_ < rn_; r_++) {                                                   \
+            const char *p_ = (xr) + (size_t)r_ * (xrb) + (size_t)(off);                          \
+            for (size_t b_ = 0; b_ < (len); b_ += 64)                                            \
+                _mm_prefetch(p_ + b_, hint);                                                     \
+            _mm_prefetch(p_ + (len) - 1, hint);                                                  \
+        }                                                                                        \
+    } while (0)
+/* Super-blocks ahead that the unpacking prefetches; super-blocks of the next panel that the
+ * current one prefetches (while it multiplies, before that panel's unpacking). */
+#define KQ_PF_SB 4
 
 #define KQ_GEMM(T, XBLK, NSUB, KS, FL, MODE)                                                     \
     static void KQ_SFX(tile_##T)(const struct kq_panel *pn, int cc, const char *yb, size_t yrb,  \
@@ -621,22 +737,40 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
                                  int rv)                                                         \
     {                                                                                            \
         switch (cc) {                                                                            \
-        case KQ_C:                                                                               \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, KQ_C, yb, yrb, out, ors, accm, first, last,  \
-                            rv);                                                                 \
+        case KQ_TC:                                                                              \
+            KQ_TILE_CALL(NSUB, KS, FL, MODE, KQ_TC, yb, out, accm);                              \
             break;                                                                               \
         case 1:                                                                                  \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb, yrb, out, ors, accm, first, last, rv);\
+            KQ_TILE_CALL(NSUB, KS, FL, MODE, 1, yb, out, accm);                                  \
             break;                                                                               \
         case 2:                                                                                  \
-            KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 2, yb, yrb, out, ors, accm, first, last, rv);\
+            KQ_TILE_CALL(NSUB, KS, FL, MODE, 2, yb, out, accm);                                  \
             break;                                                                               \
-        default:                                                                                 \
-            for (int c = 0; c < cc; c++)                                                         \
-                KQ_SFX(kq_tile)(pn, NSUB, KS, FL, MODE, 1, yb + (size_t)c * yrb, yrb,            \
-                                out + (size_t)c * ors, ors, accm + (size_t)c * (8 * KQ_G),       \
-                                first, last, rv);                                                \
+        default: {                                                                               \
+            int c = 0;                                                                           \
+            for (; c + 4 <= cc; c += 4)                                                          \
+                KQ_TILE_CALL(NSUB, KS, FL, MODE, 4, yb + (size_t)c * yrb, out + (size_t)c * ors, \
+                             accm + (size_t)c * KQ_ACCW);                                           \
+            for (; c < cc; c++)                                                                  \
+                KQ_TILE_CALL(NSUB, KS, FL, MODE, 1, yb + (size_t)c * yrb, out + (size_t)c * ors, \
+                             accm + (size_t)c * KQ_ACCW);                                           \
             break;                                                                               \
+        }                                                                                        \
+        }                                                                                        \
+    }                                                                                            \
+    static void KQ_SFX(pack_all_##T)(const char *xr, size_t xrb, int rv, int64_t i0, int64_t i1,  \
+                                     struct kq_panel *pb)                                        \
+    {                                                                                            \
+        for (int64_t i = i0; i < i1; i++) {                                                      \
+            if (i + KQ_PF_SB < i1)                                                               \
+                kq_prefetch_rows(xr, xrb, rv, (i + KQ_PF_SB) * (int64_t)sizeof(XBLK),            \
+                                 sizeof(XBLK), _MM_HINT_T0);                                     \
+            for (int g = 0; g < KQ_G; g++) {                                                     \
+                int nv = rv - 8 * g;                                                             \
+                nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                               \
+                KQ_SFX(pack_##T)(nv > 0 ? xr + (size_t)(8 * g) * xrb : xr, xrb, nv, i,           \
+                                 &pb[i - i0], 8 * g);                                            \
+            }                                                                                    \
         }                                                                                        \
     }                                                                                            \
     static void KQ_SFX(gemm_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
@@ -647,27 +781,32 @@ KQ_SFX(kq_tile)(const struct kq_panel *pn, int nsub, int ks, int fl, int mode, i
             KQ_SFX(few_##T)(nb, nr, nc, x, xrb, y, yrb, out, ors);                               \
             return;                                                                              \
         }                                                                                        \
-        struct kq_panel pn[KQ_G] __attribute__((aligned(32)));                                   \
-        float accm[KQ_CCHUNK * 8 * KQ_G] __attribute__((aligned(32)));                           \
-        for (int64_t r0 = 0; r0 < nr; r0 += 8 * KQ_G) {                                          \
-            int rv = nr - r0 < 8 * KQ_G ? (int)(nr - r0) : 8 * KQ_G;                             \
+        struct kq_panel *pb = KQ_SFX(kq_pbuf);                                                   \
+        float accm[KQ_CCHUNK * KQ_ACCW] __attribute__((aligned(64)));                               \
+        for (int64_t r0 = 0; r0 < nr; r0 += KQ_R) {                                              \
+            int rv = nr - r0 < KQ_R ? (int)(nr - r0) : KQ_R;                                     \
             const char *xr = (const char *)x + (size_t)r0 * xrb;                                 \
+            if (nb <= KQ_PB_MAX)                                                                 \
+                KQ_SFX(pack_all_##T)(xr, xrb, rv, 0, nb, pb);                                    \
             for (int64_t k0 = 0; k0 < nc; k0 += KQ_CCHUNK) {                                     \
                 int64_t k1 = nc - k0 < KQ_CCHUNK ? nc : k0 + KQ_CCHUNK;                          \
-                for (int64_t i = 0; i < nb; i++) {                                               \
-                    for (int g = 0; g < KQ_G; g++) {                                             \
-                        int nv = rv - 8 * g;                                                     \
-                        nv = nv < 0 ? 0 : nv > 8 ? 8 : nv;                                       \
-                        KQ_SFX(pack_##T)(nv > 0 ? xr + (size_t)(8 * g) * xrb : xr, xrb, nv, i,   \
-                                         &pn[g]);                                                \
-                    }                                                                            \
-                    const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);      \
-                    for (int64_t c0 = k0; c0 < k1; c0 += KQ_C) {                                 \
-                        int cc = k1 - c0 < KQ_C ? (int)(k1 - c0) : KQ_C;                         \
-                        KQ_SFX(tile_##T)(pn, cc, yb + (size_t)c0 * yrb, yrb,                     \
-                                         out + (size_t)c0 * ors + (size_t)r0, ors,               \
-                                         accm + (size_t)(c0 - k0) * (8 * KQ_G), i == 0,          \
-                                         i == nb - 1, rv);                                       \
+                for (int64_t i0 = 0; i0 < nb; i0 += KQ_PB_MAX) {                                 \
+                    int64_t i1 = nb - i0 < KQ_PB_MAX ? nb : i0 + KQ_PB_MAX;                      \
+                    if (nb > KQ_PB_MAX)                                                          \
+                        KQ_SFX(pack_all_##T)(xr, xrb, rv, i0, i1, pb);                           \
+                    for (int64_t i = i0; i < i1; i++) {                                          \
+                        if (k0 == 0 && i < KQ_PF_SB && nr - r0 > KQ_R)                           \
+                            kq_prefetch_rows(xr + (size_t)KQ_R * xrb, xrb, nr - r0 - KQ_R,       \
+                                             i * (int64_t)sizeof(XBLK), sizeof(XBLK),            \
+                                             _MM_HINT_T0);                                       \
+                        const char *yb = (const char *)y + (size_t)i * sizeof(struct blk_q8_k);  \
+                        for (int64_t c0 = k0; c0 < k1; c0 += KQ_TC) {                            \
+                            int cc = k1 - c0 < KQ_TC ? (int)(k1 - c0) : KQ_TC;                   \
+                            KQ_SFX(tile_##T)(&pb[i - i0], cc, yb + (size_t)c0 * yrb, yrb,        \
+                                             out + (size_t)c0 * ors + (size_t)r0, ors,           \
+                                             accm + (size_t)(c0 - k0) * KQ_ACCW, i == 0,            \
+                                             i == nb - 1, rv);                                   \
+                        }                                                                        \
                     }                                                                            \
                 }                                                                                \
             }                                                                                    \

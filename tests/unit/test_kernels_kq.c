@@ -58,7 +58,7 @@ static void test_type(enum kura_isa isa, enum kura_type t, struct rng *r)
 {
     const struct kura_type_traits *xs = kura_type_traits_isa(t, KURA_ISA_SCALAR);
     const struct kura_type_traits *xv = kura_type_traits_isa(t, isa);
-    static const int64_t NBS[] = {1, 3, 9, 16};
+    static const int64_t NBS[] = {1, 3, 9, 16, 33}; /* 33: more than a panel buffer */
     enum { NR = 35, NC = 70, STRIDE = 37 };
     for (size_t li = 0; li < sizeof NBS / sizeof NBS[0]; li++) {
         int64_t n = NBS[li] * QK_K;
