@@ -1242,6 +1242,9 @@ static enum MHD_Result upstream_start(struct conn *c, struct MHD_Connection *mc,
                                       struct api_request *rq, const struct kura_destination *d)
 {
     struct kura_server *s = c->srv;
+    if (atomic_load(&s->egress_workers) >= KURA_SERVE_MAX_UPSTREAM)
+        return send_err(c, mc, 503, "server_error", NULL, "overloaded",
+                        "too many upstream requests in flight; retry later", 1);
     struct gen *g = gen_new(c, mc, NULL);
     if (!g)
         return MHD_NO;

@@ -41,6 +41,12 @@ destinations:
     jurisdiction: US
     max_level: internal
     action: refuse
+  - name: us-home
+    kind: upstream
+    url: http://127.0.0.1:$MOCK_PORT/v1
+    jurisdiction: US
+    max_level: internal
+    action: local
 default_destination: us-gpt
 local_destination: local
 EOF
@@ -153,6 +159,13 @@ while IFS= read -r line; do
             '[ "$CODE" = 403 ] && [ $leaked = 0 ] && [ "$(hdr x-kura-route)" = refused ] && [ -n "$(hdr x-kura-level)" ] && py "j[\"error\"][\"code\"] == \"policy_refused\" and \"level\" in j[\"error\"][\"message\"]"'
     done
 done < "$T/pii.txt"
+# action local: an explicit upstream with too high a level is rerouted to the local model
+for s in 0 1; do
+    req POST /v1/chat/completions "$USER" "$(chat_body us-home $s "$(head -n1 "$T/pii.txt")")"
+    answer; rc=$?
+    check "pii stream=$s us-home (action local): rerouted locally" \
+        '[ "$CODE" = 200 ] && [ $rc = 0 ] && [ "$(hdr x-kura-route)" = local:stories ] && [ "$(hdr x-kura-level)" = secret ] && ! grep -q "^Echo" "$T/answer"'
+done
 
 # harmless requests do go upstream through auto (and are not altered)
 for s in 0 1; do
@@ -219,6 +232,8 @@ check "audit: pseudonymised upstream requests with level and finding types" \
     '[ "$(acount api.request "p and p[\"route\"] == \"upstream:us-gpt\" and p[\"decision\"] == \"pseudonymise\" and \"my_number\" in p[\"finding_types\"] and p[\"jurisdiction\"] == \"US\" and d[\"status\"] == 200")" = 6 ]'
 check "audit: auto requests routed locally" \
     '[ "$(acount api.request "p and p[\"requested\"] == \"auto\" and p[\"route\"] == \"local:stories\" and p[\"decision\"] == \"route_local\" and \"person\" in p[\"finding_types\"]")" = 10 ]'
+check "audit: reroutes of an explicit upstream" \
+    '[ "$(acount api.request "p and p[\"requested\"] == \"us-home\" and p[\"route\"] == \"local:stories\" and p[\"decision\"] == \"route_local\"")" = 2 ]'
 check "audit: refusals" '[ "$(acount api.request "p and p[\"decision\"] == \"refuse\" and d[\"status\"] == 403")" = 10 ]'
 check "audit: harmless auto requests allowed upstream" \
     '[ "$(acount api.request "p and p[\"requested\"] == \"auto\" and p[\"decision\"] == \"allow\" and p[\"level\"] == \"public\" and p[\"finding_types\"] == []")" -ge 2 ]'
