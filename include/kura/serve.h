@@ -62,6 +62,8 @@ struct kura_serve_config {
     bool log_prompts;       /* audit.log_prompts: prompt and output text in request records */
     char *embedding_model;  /* embedding_model: the model /v1/embeddings uses when a request
                                names none (default: the first model) */
+    char *policy;           /* policy: policy file (kura/policy.h); NULL: the built-in default
+                               (no upstream, nothing leaves this node) */
     struct kura_serve_model_cfg models[KURA_SERVE_MAX_MODELS];
     int n_models;
 };

@@ -33,6 +33,7 @@
 #define KURA_CHAT_MAX_BYTES         KURA_MAX_PROMPT_BYTES /* formatted prompt */
 
 /* Server */
+#define KURA_SERVE_MAX_UPSTREAM     256 /* upstream (policy egress) requests in flight */
 #define KURA_SERVE_MAX_BODY_TOTAL   (512ull << 20) /* request body bytes buffered over all
                                                       connections; beyond: 503 */
 

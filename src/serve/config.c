@@ -78,6 +78,9 @@ static const struct opt opts[] = {
     {"embedding_model", "--embedding-model", "NAME",
      "model for /v1/embeddings requests that name none (default: the first)", OPT_STR,
      OFF(embedding_model), 0, 0, 0},
+    {"policy", "--policy", "FILE",
+     "policy file (YAML, docs/policy.md): levels, upstream destinations, the auto model "
+     "(default: built-in, nothing leaves this node)", OPT_STR, OFF(policy), 0, 0, 0},
     {"audit.log_prompts", "--log-prompts", "true|false",
      "record prompt and output text in the audit log (default false)", OPT_BOOL,
      OFF(log_prompts), 0, 0, 0},
@@ -117,6 +120,7 @@ void kura_serve_config_deinit(struct kura_serve_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->embedding_model);
+    free(c->policy);
     for (int i = 0; i < c->n_key_rates; i++)
         free(c->key_rates[i].name);
     for (int i = 0; i < c->n_models; i++) {

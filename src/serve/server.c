@@ -30,8 +30,10 @@
 #include "core/limits.h"
 #include "kura/apikey.h"
 #include "kura/chat.h"
+#include "kura/policy.h"
 #include "kura/sched.h"
 #include "serve/api.h"
+#include "serve/upstream.h"
 
 /* ---- routes and metrics ---- */
 
@@ -92,6 +94,9 @@ struct kura_server {
     struct model_rt models[KURA_SERVE_MAX_MODELS];
     int n_models;
     struct kura_apikeys *apikeys;
+    struct kura_policy *pol;   /* cfg.policy, or the built-in default (nothing leaves) */
+    struct kura_detector *det; /* personal-data detector for the policy decisions */
+    _Atomic int egress_workers; /* upstream requests still running */
     struct MHD_Daemon *d;
     int port;
     char *tls_cert_pem, *tls_key_pem;
@@ -121,6 +126,7 @@ struct gen {
     struct kura_server *srv;
     struct model_rt *mrt;
     struct MHD_Connection *mc;
+    const char *mname; /* "model" in the answers: the local model's or the upstream's name */
     bool suspended, conn_gone, done, in_engine;
     uint64_t id;
     enum route route;
@@ -138,6 +144,11 @@ struct gen {
     enum kura_finish finish;
     int32_t n_prompt, n_gen;
     enum kura_err err;
+    /* upstream (policy routing): the chat sent through kura_egress_chat on a worker thread */
+    const char *up_dest;  /* destination name (owned by the server's policy) */
+    char **up_roles, **up_contents;
+    size_t up_n;
+    long up_status;       /* upstream's HTTP status */
     /* embeddings */
     struct api_request *ereq;
     char *resp;        /* finished JSON body (embeddings) */
@@ -160,6 +171,12 @@ static void gen_unref(struct gen *g)
         free(g->ereq);
     }
     free(g->resp);
+    for (size_t i = 0; i < g->up_n; i++) {
+        free(g->up_roles[i]);
+        free(g->up_contents[i]);
+    }
+    free(g->up_roles);
+    free(g->up_contents);
     free(g);
 }
 
@@ -322,7 +339,7 @@ static json_t *chunk_base(const struct gen *g)
     json_object_set_new(o, "object", json_string(g->route == R_CHAT ? "chat.completion.chunk"
                                                                     : "text_completion"));
     json_object_set_new(o, "created", json_integer(g->created));
-    json_object_set_new(o, "model", json_string(g->mrt->name));
+    json_object_set_new(o, "model", json_string(g->mname));
     json_object_set_new(o, "system_fingerprint", json_string("kura"));
     return o;
 }
@@ -465,6 +482,10 @@ struct conn {
     char *oai_user;    /* the request's "user" field, for the audit log */
     int32_t max_tokens;
     bool counted_tokens;
+    /* policy decision (chat and completion routes): response headers and the audit record */
+    char route_hdr[160]; /* x-kura-route: "local:<model>", "upstream:<name>", "refused" */
+    const char *level_hdr; /* x-kura-level; NULL: no decision yet */
+    json_t *policy_rec;  /* the decision for the request's audit record (never values) */
 };
 
 static void metrics_request(struct metrics *m, enum route r, int status, double secs)
@@ -486,6 +507,14 @@ static void metrics_request(struct metrics *m, enum route r, int status, double 
     pthread_mutex_unlock(&m->mu);
 }
 
+static void add_policy_headers(const struct conn *c, struct MHD_Response *r)
+{
+    if (!c->level_hdr)
+        return;
+    MHD_add_response_header(r, "x-kura-route", c->route_hdr);
+    MHD_add_response_header(r, "x-kura-level", c->level_hdr);
+}
+
 static enum MHD_Result send_body(struct conn *c, struct MHD_Connection *mc, int status,
                                  const char *ctype, char *body /* takes ownership */,
                                  int retry_after)
@@ -499,6 +528,7 @@ static enum MHD_Result send_body(struct conn *c, struct MHD_Connection *mc, int 
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
+    add_policy_headers(c, r);
     if (retry_after > 0) {
         char ra[24];
         snprintf(ra, sizeof ra, "%d", retry_after);
@@ -706,6 +736,32 @@ static json_t *model_obj(const struct model_rt *mr)
     return m;
 }
 
+/* An upstream destination of the policy (d) or, with d NULL, the auto model. */
+static json_t *policy_model_obj(const struct kura_server *s, const struct kura_destination *d)
+{
+    json_t *m = json_object();
+    json_object_set_new(m, "id", json_string(d ? d->name : kura_policy_auto_model(s->pol)));
+    json_object_set_new(m, "object", json_string("model"));
+    json_object_set_new(m, "created", json_integer(s->models[0].created));
+    json_object_set_new(m, "owned_by", json_string(d ? "upstream" : "kura"));
+    json_t *meta = json_object();
+    json_object_set_new(meta, "kind", json_string(d ? "upstream" : "auto"));
+    if (d) {
+        json_object_set_new(meta, "jurisdiction", json_string(d->jurisdiction ? d->jurisdiction
+                                                                              : ""));
+        json_object_set_new(meta, "max_level", json_string(kura_level_name(d->max_level)));
+        json_object_set_new(meta, "action", json_string(kura_action_name(d->action)));
+    }
+    json_object_set_new(m, "meta", meta);
+    return m;
+}
+
+static const struct kura_destination *find_upstream(const struct kura_server *s, const char *name)
+{
+    const struct kura_destination *d = name ? kura_policy_find_destination(s->pol, name) : NULL;
+    return d && d->kind == KURA_DEST_UPSTREAM ? d : NULL;
+}
+
 static enum MHD_Result do_models(struct conn *c, struct MHD_Connection *mc, const char *url)
 {
     struct kura_server *s = c->srv;
@@ -713,12 +769,21 @@ static enum MHD_Result do_models(struct conn *c, struct MHD_Connection *mc, cons
         for (int i = 0; i < s->n_models; i++)
             if (strcmp(url + 11, s->models[i].name) == 0)
                 return send_json(c, mc, 200, model_obj(&s->models[i]));
+        const struct kura_destination *d = find_upstream(s, url + 11);
+        if (d || strcmp(url + 11, kura_policy_auto_model(s->pol)) == 0)
+            return send_json(c, mc, 200, policy_model_obj(s, d));
         return send_err(c, mc, 404, "invalid_request_error", "model", "model_not_found",
                         "The model does not exist", 0);
     }
     json_t *o = json_object(), *arr = json_array();
     for (int i = 0; i < s->n_models; i++)
         json_array_append_new(arr, model_obj(&s->models[i]));
+    json_array_append_new(arr, policy_model_obj(s, NULL));
+    for (size_t i = 0; i < kura_policy_n_destinations(s->pol); i++) {
+        const struct kura_destination *d = kura_policy_destination(s->pol, i);
+        if (d->kind == KURA_DEST_UPSTREAM)
+            json_array_append_new(arr, policy_model_obj(s, d));
+    }
     json_object_set_new(o, "object", json_string("list"));
     json_object_set_new(o, "data", arr);
     return send_json(c, mc, 200, o);
@@ -895,6 +960,7 @@ static struct gen *gen_new(struct conn *c, struct MHD_Connection *mc, struct mod
     g->srv = c->srv;
     atomic_fetch_add(&c->srv->live_gens, 1);
     g->mrt = m;
+    g->mname = m ? m->name : NULL;
     g->mc = mc;
     g->route = c->route;
     g->created = (long)time(NULL);
@@ -944,6 +1010,306 @@ static void stream_free(void *cls)
     gen_unref(cls);
 }
 
+/* ---- policy routing (kura/policy.h, docs/serve.md "Policy") ---- */
+
+/* The configured model a local route runs: the policy's local destination when it names one,
+ * else the default (first) model. */
+static struct model_rt *local_model(struct kura_server *s, const struct kura_destination *d)
+{
+    struct model_rt *m = d && d->kind == KURA_DEST_LOCAL ? find_model(s, d->name) : NULL;
+    return m ? m : &s->models[0];
+}
+
+static const char *local_dest_name(const struct kura_server *s)
+{
+    for (size_t i = 0; i < kura_policy_n_destinations(s->pol); i++) {
+        const struct kura_destination *d = kura_policy_destination(s->pol, i);
+        if (d->kind == KURA_DEST_LOCAL)
+            return d->name;
+    }
+    return NULL;
+}
+
+/* Runs detection and the policy decision for a chat or completion request and picks where it
+ * goes: *local (a model of this server) or *up (an upstream destination, chat only). Sets the
+ * response headers and the audit details on c. Returns false with the response queued in *res
+ * when the request is answered here (unknown model 404, refusal 403, errors). */
+static bool policy_route(struct conn *c, struct MHD_Connection *mc, const struct api_request *rq,
+                         struct model_rt **local, const struct kura_destination **up,
+                         enum MHD_Result *res)
+{
+    struct kura_server *s = c->srv;
+    *local = NULL;
+    *up = NULL;
+    const char *auto_name = kura_policy_auto_model(s->pol);
+    bool is_auto = rq->model && strcmp(rq->model, auto_name) == 0;
+    struct model_rt *m = is_auto ? NULL : find_model(s, rq->model);
+    const struct kura_destination *want = is_auto || m ? NULL : find_upstream(s, rq->model);
+    if (!is_auto && !m && !want) {
+        struct api_error e;
+        api_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
+                      "The model '%.200s' does not exist", rq->model);
+        *res = send_error(c, mc, &e, 0);
+        return false;
+    }
+    bool chat = c->route == R_CHAT;
+    size_t n = chat ? rq->n_msgs : 1;
+    const char **texts = calloc(n ? n : 1, sizeof *texts);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    if (!texts || !lens) {
+        free(texts);
+        free(lens);
+        *res = MHD_NO;
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = chat ? rq->msgs[i].content : rq->prompt;
+        if (!texts[i])
+            texts[i] = "";
+        lens[i] = strlen(texts[i]);
+    }
+    /* an explicit local model sees everything; the decision is then only for the level */
+    const char *dest = is_auto ? auto_name : want ? want->name : local_dest_name(s);
+    struct kura_policy_result pr;
+    struct kura_errbuf eb = {0};
+    enum kura_err pe = kura_policy_decide(s->det, s->pol, texts, lens, n, dest ? dest : auto_name,
+                                          &pr, NULL, NULL, &eb);
+    free(texts);
+    free(lens);
+    if (pe) {
+        *res = pe == KURA_ERR_NOMEM ? MHD_NO
+               : send_err(c, mc, pe == KURA_ERR_RANGE || pe == KURA_ERR_INVALID ? 400 : 500,
+                          pe == KURA_ERR_RANGE || pe == KURA_ERR_INVALID ? "invalid_request_error"
+                                                                          : "server_error",
+                          chat ? "messages" : "prompt", "policy_error", eb.msg, 0);
+        return false;
+    }
+    const struct kura_destination *d = pr.dest;
+    const char *decision = kura_decision_name(pr.decision);
+    const char *reason = pr.reason;
+    bool refused = false, ok = true;
+    int status = 0;
+    const char *code = NULL, *msg = NULL;
+    if (m) {
+        *local = m;
+        decision = kura_decision_name(KURA_DECISION_ALLOW);
+        reason = "a local model was requested";
+    } else if (pr.decision == KURA_DECISION_REFUSE || !d) {
+        refused = true;
+        status = 403;
+        code = "policy_refused";
+    } else if (d->kind == KURA_DEST_UPSTREAM) {
+        if (chat) {
+            *up = d;
+        } else if (is_auto) {
+            *local = local_model(s, NULL);
+            decision = kura_decision_name(KURA_DECISION_ROUTE_LOCAL);
+            reason = "completions are served locally (upstreams serve chat only)";
+        } else {
+            refused = true;
+            status = 400;
+            code = "upstream_chat_only";
+            msg = "upstream models serve /v1/chat/completions only";
+        }
+    } else {
+        *local = local_model(s, d);
+    }
+    if (*up)
+        snprintf(c->route_hdr, sizeof c->route_hdr, "upstream:%s", (*up)->name);
+    else if (*local)
+        snprintf(c->route_hdr, sizeof c->route_hdr, "local:%s", (*local)->name);
+    else
+        snprintf(c->route_hdr, sizeof c->route_hdr, "refused");
+    c->level_hdr = kura_level_name(pr.level);
+    /* the audit record: route, level, decision and finding types, never the values */
+    json_t *rec = json_object(), *types = json_array();
+    for (size_t i = 0; i < pr.findings.n; i++) {
+        const char *t = kura_finding_type_name(&pr.findings.v[i]);
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(types) && !seen; k++)
+            seen = strcmp(json_string_value(json_array_get(types, k)), t) == 0;
+        if (!seen)
+            json_array_append_new(types, json_string(t));
+    }
+    json_object_set_new(rec, "requested", json_string(rq->model ? rq->model : ""));
+    json_object_set_new(rec, "route", json_string(c->route_hdr));
+    json_object_set_new(rec, "level", json_string(c->level_hdr));
+    json_object_set_new(rec, "decision", json_string(refused && status == 403 ? "refuse"
+                                                                               : decision));
+    json_object_set_new(rec, "finding_types", types);
+    json_object_set_new(rec, "n_findings", json_integer((json_int_t)pr.findings.n));
+    json_object_set_new(rec, "reason", json_string(msg ? msg : reason));
+    if (*up && (*up)->jurisdiction)
+        json_object_set_new(rec, "jurisdiction", json_string((*up)->jurisdiction));
+    json_decref(c->policy_rec);
+    c->policy_rec = rec;
+    if (refused) {
+        struct api_error e;
+        if (status == 403)
+            api_error_set(&e, 403, "invalid_request_error", "model", code,
+                          "The request was refused by the policy: %s", pr.reason);
+        else
+            api_error_set(&e, status, "invalid_request_error", "model", code, "%s", msg);
+        *res = send_error(c, mc, &e, 0);
+        ok = false;
+    }
+    kura_policy_result_free(&pr);
+    return ok;
+}
+
+/* Upstream answer text (worker thread): appended like the engine's output. */
+static enum kura_err upstream_text(void *ud, const char *text, size_t len)
+{
+    struct gen *g = ud;
+    pthread_mutex_lock(&g->mu);
+    if (g->conn_gone || atomic_load(&g->srv->stopping)) {
+        pthread_mutex_unlock(&g->mu);
+        return KURA_ERR_CANCELLED; /* aborts the transfer */
+    }
+    if (g->t_first == 0)
+        g->t_first = now_s();
+    if (g->stream)
+        sse_chunk(g, text, len, NULL, NULL, false);
+    else
+        out_append(g, text, len);
+    bool oom = g->oom;
+    bool resume = g->stream && g->suspended;
+    if (resume)
+        g->suspended = false;
+    struct MHD_Connection *mc = g->mc;
+    pthread_mutex_unlock(&g->mu);
+    if (resume)
+        MHD_resume_connection(mc);
+    return oom ? KURA_ERR_NOMEM : KURA_OK;
+}
+
+static void *upstream_worker(void *arg)
+{
+    struct gen *g = arg;
+    struct kura_server *s = g->srv;
+    struct kura_errbuf eb = {0};
+    bool sent = false;
+    long status = 0;
+    enum kura_err e = serve_upstream_chat(s->det, s->pol, s->audit, g->up_dest,
+                                          (const char *const *)g->up_roles,
+                                          (const char *const *)g->up_contents, g->up_n, g->stream,
+                                          upstream_text, g, &sent, &status, &eb);
+    if (e && e != KURA_ERR_CANCELLED)
+        fprintf(stderr, "kura serve: upstream '%s': %s\n", g->up_dest, eb.msg);
+    pthread_mutex_lock(&g->mu);
+    g->up_status = status;
+    g->err = e;
+    g->done = true;
+    g->finish = KURA_FINISH_EOG;
+    if (g->stream && !g->conn_gone) {
+        if (e) {
+            struct api_error ae;
+            api_error_set(&ae, 502, "server_error", NULL, "upstream_error",
+                          "the upstream '%s' failed: %s", g->up_dest, kura_err_str(e));
+            char *js = api_error_json(&ae);
+            if (js) {
+                out_append(g, "data: ", 6);
+                out_append(g, js, strlen(js));
+                out_append(g, "\n\n", 2);
+            }
+            free(js);
+        } else {
+            sse_chunk(g, "", 0, NULL, finish_name(g->finish), false);
+            if (g->include_usage) {
+                json_t *o = chunk_base(g);
+                json_object_set_new(o, "choices", json_array());
+                json_object_set_new(o, "usage", usage_obj(0, 0));
+                sse_emit(g, o);
+            }
+        }
+        out_append(g, "data: [DONE]\n\n", 14);
+    }
+    bool resume = g->suspended && !g->conn_gone;
+    if (resume)
+        g->suspended = false;
+    struct MHD_Connection *mc = g->mc;
+    pthread_mutex_unlock(&g->mu);
+    if (resume)
+        MHD_resume_connection(mc);
+    gen_unref(g); /* the worker's reference */
+    atomic_fetch_sub(&s->egress_workers, 1);
+    return NULL;
+}
+
+/* Starts a chat request to upstream d on a worker thread (kura_egress_chat blocks). The message
+ * strings move from rq to the request state. */
+static enum MHD_Result upstream_start(struct conn *c, struct MHD_Connection *mc,
+                                      struct api_request *rq, const struct kura_destination *d)
+{
+    struct kura_server *s = c->srv;
+    if (atomic_load(&s->egress_workers) >= KURA_SERVE_MAX_UPSTREAM)
+        return send_err(c, mc, 503, "server_error", NULL, "overloaded",
+                        "too many upstream requests in flight; retry later", 1);
+    struct gen *g = gen_new(c, mc, NULL);
+    if (!g)
+        return MHD_NO;
+    g->mname = d->name;
+    g->up_dest = d->name;
+    g->stream = rq->stream;
+    g->include_usage = rq->include_usage;
+    c->g = g;
+    g->up_roles = calloc(rq->n_msgs, sizeof *g->up_roles);
+    g->up_contents = calloc(rq->n_msgs, sizeof *g->up_contents);
+    if (!g->up_roles || !g->up_contents)
+        return MHD_NO;
+    for (size_t i = 0; i < rq->n_msgs; i++) {
+        g->up_roles[i] = (char *)rq->msgs[i].role;
+        g->up_contents[i] = (char *)rq->msgs[i].content;
+        rq->msgs[i].role = rq->msgs[i].content = NULL;
+    }
+    g->up_n = rq->n_msgs;
+    if (g->stream)
+        sse_chunk(g, "", 0, NULL, NULL, true); /* the first chunk names the role */
+    pthread_mutex_lock(&g->mu);
+    g->refs++; /* the worker's */
+    pthread_mutex_unlock(&g->mu);
+    g->t0 = now_s();
+    atomic_fetch_add(&s->egress_workers, 1);
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int pr = pthread_create(&th, &at, upstream_worker, g);
+    pthread_attr_destroy(&at);
+    if (pr) {
+        atomic_fetch_sub(&s->egress_workers, 1);
+        pthread_mutex_lock(&g->mu);
+        g->refs--;
+        g->done = true;
+        pthread_mutex_unlock(&g->mu);
+        return send_err(c, mc, 503, "server_error", NULL, "overloaded",
+                        "cannot start the upstream request; retry later", 1);
+    }
+    pthread_mutex_lock(&g->mu);
+    if (g->stream) {
+        g->refs++; /* the response's */
+        pthread_mutex_unlock(&g->mu);
+        struct MHD_Response *r =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, g, stream_free);
+        if (!r) {
+            gen_unref(g);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        add_policy_headers(c, r);
+        c->status = 200;
+        c->handled = true;
+        enum MHD_Result res = MHD_queue_response(mc, 200, r);
+        MHD_destroy_response(r);
+        return res;
+    }
+    if (!g->done)
+        suspend_locked(g);
+    pthread_mutex_unlock(&g->mu);
+    return MHD_YES; /* gen_respond answers when the worker resumes the connection */
+}
+
 static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
 {
     struct kura_server *s = c->srv;
@@ -954,20 +1320,21 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
     if (!api_parse(kind, c->body, c->len, &rq, &e))
         return send_error(c, mc, &e, 0);
     enum MHD_Result res;
-    struct model_rt *m = find_model(s, rq.model);
+    struct model_rt *m = NULL;
+    const struct kura_destination *up = NULL;
     char *text = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     struct kura_errbuf eb = {0};
-    if (!m) {
-        api_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
-                      "The model '%.200s' does not exist", rq.model);
-        res = send_error(c, mc, &e, 0);
+    if (rq.user)
+        c->oai_user = strdup(rq.user);
+    if (!policy_route(c, mc, &rq, &m, &up, &res))
+        goto out;
+    if (up) {
+        res = upstream_start(c, mc, &rq, up);
         goto out;
     }
     c->mrt = m;
-    if (rq.user)
-        c->oai_user = strdup(rq.user);
     if (kind == API_EMBEDDING) {
         /* handled by embed_start */
         res = MHD_NO;
@@ -1072,6 +1439,7 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
         }
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
+        add_policy_headers(c, r);
         c->status = 200;
         c->handled = true;
         res = MHD_queue_response(mc, 200, r);
@@ -1103,6 +1471,12 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
     if (g->finish == KURA_FINISH_CANCELLED && atomic_load(&c->srv->stopping))
         return send_err(c, mc, 503, "server_error", NULL, "shutting_down",
                         "the server is shutting down", 5);
+    if (g->up_dest && g->err && !g->oom) {
+        struct api_error e;
+        api_error_set(&e, 502, "server_error", NULL, "upstream_error",
+                      "the upstream '%s' failed: %s", g->up_dest, kura_err_str(g->err));
+        return send_error(c, mc, &e, 0);
+    }
     if (g->err || g->oom)
         return send_err(c, mc, 500, "server_error", NULL, NULL,
                         g->oom ? "out of memory" : kura_err_str(g->err), 0);
@@ -1111,7 +1485,7 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
     json_object_set_new(o, "object",
                         json_string(g->route == R_CHAT ? "chat.completion" : "text_completion"));
     json_object_set_new(o, "created", json_integer(g->created));
-    json_object_set_new(o, "model", json_string(g->mrt->name));
+    json_object_set_new(o, "model", json_string(g->mname));
     json_object_set_new(o, "system_fingerprint", json_string("kura"));
     json_t *ch = json_object();
     json_object_set_new(ch, "index", json_integer(0));
@@ -1487,6 +1861,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && c->status == 200)
         status = 499;
     struct gen *g = c->g;
+    const char *up_dest = g ? g->up_dest : NULL; /* owned by the policy, outlives g */
     int32_t np = 0, ng = 0;
     const char *finish = NULL;
     char *out_text = NULL;
@@ -1497,7 +1872,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         uint64_t id = g->id;
         np = g->n_prompt;
         ng = g->n_gen;
-        if (g->t_first > 0 && g->route != R_EMBED) {
+        if (g->t_first > 0 && g->route != R_EMBED && c->mrt) {
             double ttft = g->t_first - g->t0;
             int mi = (int)(c->mrt - s->models);
             int b = 0;
@@ -1516,7 +1891,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         pthread_mutex_unlock(&g->mu);
         if (cancel)
             kura_sched_cancel(c->mrt->sched, id);
-        if (g->route != R_EMBED) {
+        if (g->route != R_EMBED && c->mrt) {
             atomic_fetch_add(&c->mrt->tok_in, (uint64_t)np);
             atomic_fetch_add(&c->mrt->tok_out, (uint64_t)ng);
         }
@@ -1534,6 +1909,10 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         json_object_set_new(d, "status", json_integer(status));
         if (c->mrt)
             json_object_set_new(d, "model", json_string(c->mrt->name));
+        else if (up_dest)
+            json_object_set_new(d, "model", json_string(up_dest));
+        if (c->policy_rec)
+            json_object_set(d, "policy", c->policy_rec);
         if (g) {
             json_object_set_new(d, "prompt_tokens", json_integer(np));
             json_object_set_new(d, "completion_tokens", json_integer(ng));
@@ -1558,6 +1937,7 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
               status < 400 ? "ok" : status == 499 ? "cancelled" : "error", d);
     }
     free(out_text);
+    json_decref(c->policy_rec);
     free(c->prompt_text);
     free(c->oai_user);
     atomic_fetch_sub(&s->body_bytes, c->len);
@@ -1740,12 +2120,14 @@ static enum kura_err copy_config(struct kura_serve_config *dst, const struct kur
     dst->tls_cert = dup_or_null(src->tls_cert);
     dst->tls_key = dup_or_null(src->tls_key);
     dst->embedding_model = dup_or_null(src->embedding_model);
+    dst->policy = dup_or_null(src->policy);
     for (int i = 0; i < src->n_key_rates; i++) {
         dst->key_rates[i].name = dup_or_null(src->key_rates[i].name);
         ok_keys = ok_keys && dst->key_rates[i].name;
     }
     bool ok = dst->host && (!src->tls_cert || dst->tls_cert) && (!src->tls_key || dst->tls_key) &&
-              (!src->embedding_model || dst->embedding_model) && ok_keys;
+              (!src->embedding_model || dst->embedding_model) &&
+              (!src->policy || dst->policy) && ok_keys;
     for (int i = 0; i < src->n_models; i++) {
         dst->models[i].name = dup_or_null(src->models[i].name);
         dst->models[i].path = dup_or_null(src->models[i].path);
@@ -1754,6 +2136,38 @@ static enum kura_err copy_config(struct kura_serve_config *dst, const struct kur
              (!src->models[i].chat_template || dst->models[i].chat_template);
     }
     return ok ? KURA_OK : KURA_ERR_NOMEM;
+}
+
+/* The policy (cfg.policy or the built-in default), the detector, and libcurl for egress. Model
+ * names, upstream destination names and the auto model name must not collide. */
+static enum kura_err load_policy(struct kura_server *s, struct kura_errbuf *eb)
+{
+    enum kura_err e = s->cfg.policy ? kura_policy_load(s->cfg.policy, &s->pol, eb)
+                                    : kura_policy_default(&s->pol, eb);
+    if (e) {
+        kura_err_prefix(eb, "policy: ");
+        return e;
+    }
+    const char *auto_name = kura_policy_auto_model(s->pol);
+    for (int i = 0; i < s->cfg.n_models; i++) {
+        const char *n = s->cfg.models[i].name;
+        if (strcmp(n, auto_name) == 0)
+            return kura_err_set(eb, KURA_ERR_INVALID,
+                                "model '%s' has the name of the policy's auto model", n);
+        const struct kura_destination *d = kura_policy_find_destination(s->pol, n);
+        if (d && d->kind == KURA_DEST_UPSTREAM)
+            return kura_err_set(eb, KURA_ERR_INVALID,
+                                "model '%s' has the name of an upstream destination of the policy",
+                                n);
+    }
+    if ((e = kura_detector_create(NULL, &s->det, eb)))
+        return e;
+    const char *w = kura_detector_warning(s->det);
+    if (w)
+        fprintf(stderr, "kura serve: policy: %s\n", w);
+    if ((e = serve_upstream_global_init()))
+        return kura_err_set(eb, e, "libcurl initialisation failed");
+    return KURA_OK;
 }
 
 enum kura_err kura_server_create(const struct kura_serve_config *cfg, const char *state_dir,
@@ -1778,6 +2192,8 @@ enum kura_err kura_server_create(const struct kura_serve_config *cfg, const char
         e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if ((e = load_policy(s, eb)))
+        goto fail;
     if ((e = kura_apikeys_open(state_dir, keys, &s->apikeys, eb)))
         goto fail;
     if ((e = load_models(s, eb)))
@@ -1812,6 +2228,11 @@ void kura_server_destroy(struct kura_server *s)
         kura_sched_destroy(s->models[i].sched);
         s->models[i].sched = NULL;
     }
+    /* Upstream requests end by themselves (curl timeouts) or at their next answer chunk. */
+    while (atomic_load(&s->egress_workers) > 0) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     /* Let the resumed connections send their last bytes (bounded). */
     for (int i = 0; i < 400 && atomic_load(&s->live_gens) > 0; i++) {
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -1824,6 +2245,8 @@ void kura_server_destroy(struct kura_server *s)
         kura_model_destroy(s->models[i].model);
     }
     kura_apikeys_destroy(s->apikeys);
+    kura_detector_destroy(s->det);
+    kura_policy_destroy(s->pol);
     if (s->tls_key_pem) {
         sodium_memzero(s->tls_key_pem, strlen(s->tls_key_pem));
         free(s->tls_key_pem);

@@ -68,7 +68,7 @@ check "invalid key: 401" '[ "$CODE" = 401 ]'
 curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Basic Zm9vOmJhcg==" "http://127.0.0.1:$PORT/v1/models" > "$T/code"
 check "non-Bearer auth: 401" '[ "$(cat "$T/code")" = 401 ]'
 req GET /v1/models "$USER"
-check "/v1/models: both models" '[ "$CODE" = 200 ] && py "j[\"object\"] == \"list\" and [m[\"id\"] for m in j[\"data\"]] == [\"stories\", \"stories-q8\"]"'
+check "/v1/models: both models" '[ "$CODE" = 200 ] && py "j[\"object\"] == \"list\" and [m[\"id\"] for m in j[\"data\"]] == [\"stories\", \"stories-q8\", \"auto\"]"'
 req GET /v1/models/stories-q8 "$USER"
 check "/v1/models/ID" '[ "$CODE" = 200 ] && py "j[\"id\"] == \"stories-q8\" and len(j[\"meta\"][\"sha256\"]) == 64"'
 req GET /v1/models/gpt-4 "$USER"

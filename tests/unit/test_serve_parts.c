@@ -117,12 +117,17 @@ static void test_config(void)
                      "rate_limits:\n  user:\n    requests_per_min: 10\n    tokens_per_min: 500\n"
                      "  keys:\n    batch: {requests_per_min: 600}\n    slow: {tokens_per_min: 5}\n"
                      "audit: {log_prompts: yes}\n"
+                     "policy: /etc/kura/policy.yaml\n"
                      "models:\n  - name: a\n    path: /m/a.gguf\n    slots: 2\n"
                      "  - path: /m/b.gguf\n    ctx: 512\n    chat_template: llama3\n");
     CHECKF(kura_serve_config_load(&c, path, &eb) == KURA_OK, "%s", eb.msg);
     CHECK(strcmp(c.host, "0.0.0.0") == 0 && c.port == 9000 && c.max_body_bytes == 2048 &&
           c.queue == 3 && c.rate_user.requests_per_min == 10 && c.rate_user.tokens_per_min == 500 &&
           c.rate_admin.requests_per_min == 0 && c.log_prompts);
+    CHECK(c.policy && strcmp(c.policy, "/etc/kura/policy.yaml") == 0);
+    CHECK(kura_serve_config_set(&c, "policy", "", "--policy", &eb) == KURA_ERR_INVALID);
+    CHECK(kura_serve_config_set(&c, "policy", "p2.yaml", "--policy", &eb) == KURA_OK &&
+          strcmp(c.policy, "p2.yaml") == 0);
     CHECK(c.n_models == 2 && strcmp(c.models[0].name, "a") == 0 && c.models[0].slots == 2 &&
           strcmp(c.models[1].name, "b.gguf") == 0 && c.models[1].ctx == 512 &&
           strcmp(c.models[1].chat_template, "llama3") == 0);
