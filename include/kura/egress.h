@@ -27,6 +27,11 @@ struct kura_upstream_opts {
     long backoff_ms;         /* first back-off, doubled per retry; 0 = 250 */
     size_t max_response;     /* bytes accepted; 0 = KURA_EGRESS_MAX_RESPONSE */
     const char *ca_file;     /* extra CA bundle, or NULL for the system store */
+    /* chat only: a JSON object of the client's generation parameters to pass on. Only the
+     * numeric fields temperature, top_p, max_tokens, max_completion_tokens, seed,
+     * presence_penalty and frequency_penalty are copied (numbers carry no personal data; text
+     * fields such as stop strings never leave unchecked); anything else is ignored. NULL: none. */
+    const char *params_json;
 };
 
 /* Called with each piece of the (restored) answer text as it arrives. */

@@ -237,6 +237,19 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
     }
     if (stream)
         json_object_set_new(req, "stream", json_true());
+    if (opt && opt->params_json) {
+        static const char *const NUMERIC[] = {"temperature",      "top_p",
+                                              "max_tokens",       "max_completion_tokens",
+                                              "seed",             "presence_penalty",
+                                              "frequency_penalty"};
+        json_t *pj = json_loads(opt->params_json, JSON_REJECT_DUPLICATES, NULL);
+        for (size_t k = 0; pj && k < sizeof NUMERIC / sizeof NUMERIC[0]; k++) {
+            json_t *v = json_object_get(pj, NUMERIC[k]);
+            if (json_is_number(v))
+                json_object_set(req, NUMERIC[k], v);
+        }
+        json_decref(pj);
+    }
     body_json = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!body_json) {
         e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");

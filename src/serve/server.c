@@ -147,6 +147,7 @@ struct gen {
     /* upstream (policy routing): the chat sent through kura_egress_chat on a worker thread */
     const char *up_dest;  /* destination name (owned by the server's policy) */
     char **up_roles, **up_contents;
+    char *up_params; /* the client's numeric generation parameters, JSON (egress copies them) */
     size_t up_n;
     long up_status;       /* upstream's HTTP status */
     /* embeddings */
@@ -177,6 +178,7 @@ static void gen_unref(struct gen *g)
     }
     free(g->up_roles);
     free(g->up_contents);
+    free(g->up_params);
     free(g);
 }
 
@@ -1193,7 +1195,7 @@ static void *upstream_worker(void *arg)
     enum kura_err e = serve_upstream_chat(s->det, s->pol, s->audit, g->up_dest,
                                           (const char *const *)g->up_roles,
                                           (const char *const *)g->up_contents, g->up_n, g->stream,
-                                          upstream_text, g, &sent, &status, &eb);
+                                          g->up_params, upstream_text, g, &sent, &status, &eb);
     if (e && e != KURA_ERR_CANCELLED)
         fprintf(stderr, "kura serve: upstream '%s': %s\n", g->up_dest, eb.msg);
     pthread_mutex_lock(&g->mu);
@@ -1263,6 +1265,16 @@ static enum MHD_Result upstream_start(struct conn *c, struct MHD_Connection *mc,
         rq->msgs[i].role = rq->msgs[i].content = NULL;
     }
     g->up_n = rq->n_msgs;
+    json_t *pj = json_pack("{s:f, s:f, s:f, s:f}", "temperature", (double)rq->sample.temperature,
+                           "top_p", (double)rq->sample.top_p, "presence_penalty",
+                           (double)rq->sample.presence_penalty, "frequency_penalty",
+                           (double)rq->sample.frequency_penalty);
+    if (pj && rq->max_tokens > 0)
+        json_object_set_new(pj, "max_tokens", json_integer(rq->max_tokens));
+    if (pj && rq->sample.seed != KURA_SAMPLE_SEED_RANDOM && rq->sample.seed <= INT64_MAX)
+        json_object_set_new(pj, "seed", json_integer((json_int_t)rq->sample.seed));
+    g->up_params = pj ? json_dumps(pj, JSON_COMPACT) : NULL;
+    json_decref(pj);
     if (g->stream)
         sse_chunk(g, "", 0, NULL, NULL, true); /* the first chunk names the role */
     pthread_mutex_lock(&g->mu);

@@ -14,7 +14,8 @@ enum kura_err serve_upstream_global_init(void)
 enum kura_err serve_upstream_chat(const struct kura_detector *det, const struct kura_policy *pol,
                                   struct kura_audit *audit, const char *dest,
                                   const char *const *roles, const char *const *contents, size_t n,
-                                  bool stream, serve_upstream_text_fn fn, void *ud, bool *sent,
+                                  bool stream, const char *params_json,
+                                  serve_upstream_text_fn fn, void *ud, bool *sent,
                                   long *http_status, struct kura_errbuf *eb)
 {
     *sent = false;
@@ -30,7 +31,7 @@ enum kura_err serve_upstream_chat(const struct kura_detector *det, const struct 
         msgs[i].content_len = strlen(msgs[i].content);
     }
     struct kura_egress_result res;
-    struct kura_upstream_opts opt = {0};
+    struct kura_upstream_opts opt = {.params_json = params_json};
     enum kura_err e = kura_egress_chat(det, pol, audit, dest, msgs, n, stream, &opt, fn, ud, &res,
                                        eb);
     free(msgs);

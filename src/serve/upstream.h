@@ -15,16 +15,17 @@ typedef enum kura_err (*serve_upstream_text_fn)(void *ud, const char *text, size
 
 /* Sends the chat (roles[i], contents[i], i < n) to destination `dest` through
  * kura_egress_chat: decision, pseudonymisation/redaction, POST, restore, audit. The restored
- * answer goes to fn (streamed as it arrives when stream). *sent says whether anything left this
+ * answer goes to fn (streamed as it arrives when stream). params_json (may be NULL): the
+ * client's numeric generation parameters (kura_upstream_opts.params_json). *sent says whether anything left this
  * node; *http_status the upstream's final status (0 when none). KURA_ERR_PERM when the policy's
  * decision for dest does not send it upstream (the caller decided before and expected it to).
  * Blocking (libcurl); thread-safe. */
 enum kura_err serve_upstream_chat(const struct kura_detector *det, const struct kura_policy *pol,
                                   struct kura_audit *audit, const char *dest,
                                   const char *const *roles, const char *const *contents, size_t n,
-                                  bool stream, serve_upstream_text_fn fn, void *ud,
-                                  bool *sent /* OUT */, long *http_status /* OUT */,
-                                  struct kura_errbuf *eb);
+                                  bool stream, const char *params_json,
+                                  serve_upstream_text_fn fn, void *ud, bool *sent /* OUT */,
+                                  long *http_status /* OUT */, struct kura_errbuf *eb);
 
 /* kura_egress_global_init (libcurl); call once before threads use serve_upstream_chat. */
 enum kura_err serve_upstream_global_init(void);

@@ -175,6 +175,11 @@ for s in 0 1; do
     check "harmless stream=$s auto: upstream, level public, echoed" \
         '[ "$CODE" = 200 ] && [ $rc = 0 ] && [ "$(hdr x-kura-route)" = upstream:us-gpt ] && [ "$(hdr x-kura-level)" = public ] && [ "$(cat "$T/answer")" = "Echo: What is the capital of France? Answer in one word." ]'
 done
+# the client's numeric generation parameters go upstream; text fields like stop strings do not
+req POST /v1/chat/completions "$USER" '{"model":"auto","messages":[{"role":"user","content":"Name a colour."}],"temperature":0.25,"max_tokens":7,"seed":42,"stop":["zz-stop"]}'
+sent_upstream=$((sent_upstream + 1))
+check "numeric parameters forwarded upstream, stop strings not" \
+    '[ "$CODE" = 200 ] && tail -n1 "$T/bodies.jsonl" | grep -q "\"temperature\": *0.25" && tail -n1 "$T/bodies.jsonl" | grep -q "\"max_tokens\": *7" && tail -n1 "$T/bodies.jsonl" | grep -q "\"seed\": *42" && ! tail -n1 "$T/bodies.jsonl" | grep -q zz-stop'
 # an explicit local model stays local and still gets the headers
 req POST /v1/chat/completions "$USER" "$(chat_body stories 0 "田中太郎様の電話は090-1234-5678です。")"
 check "explicit local model: local, level reported" '[ "$CODE" = 200 ] && [ "$(hdr x-kura-route)" = local:stories ] && [[ "$(hdr x-kura-level)" =~ ^(secret|confidential)$ ]]'
