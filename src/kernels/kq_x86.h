@@ -39,6 +39,11 @@
 #include "kernels/kernels_int.h"
 
 /* Software prefetch distance (bytes) of the Q6_K row dot product. */
+/* Rows per pass of the AVX-512 decode kernels. */
+#ifndef KQ_R
+#define KQ_R 4
+#endif
+
 #ifndef KQ_PF6
 #define KQ_PF6 2048
 #endif
@@ -354,6 +359,206 @@ enum { KQ_MODE_PLAIN = 0, KQ_MODE_MIN = 1, KQ_MODE_FMA2 = 2 };
 
 KQ_ROW_DOT(q4_k, struct blk_q4_k, KQ_MODE_FMA2, (q[k] = kq_sb_q4_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
 KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), dm[k] = _cvtsh_ss(b->dmin)))
+
+#if KQ_VNNI
+/* ------------------------------------------------------------------------------------------ */
+/* Decode on 512-bit vectors (AVX-512): KQ_R rows per pass share the activation loads; one     */
+/* vector holds 64 weight bytes (two Q4_K sub-blocks of one nibble half, two Q6_K chunks).     */
+/* The integer sums are the ones of the 256-bit code (exact, any order) and the float steps   */
+/* per row are the same, in the same order: results are bit-identical.                       */
+
+/* Q4_K: pshufb controls giving, as int16, scale byte a in 128-bit lanes 0, 1 and byte b in
+ * lanes 2, 3; vector v covers sub-blocks (0, 2), (1, 3), (4, 6), (5, 7). */
+static const uint8_t KQ_CTRL4Z[4][64] __attribute__((aligned(64))) = {
+#define W(j) j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80, j, 0x80
+    {W(0), W(0), W(2), W(2)}, {W(1), W(1), W(3), W(3)},
+    {W(4), W(4), W(6), W(6)}, {W(5), W(5), W(7), W(7)},
+#undef W
+};
+/* Q6_K: from 8 int16 scales per 128-bit lane, word 4p + j in lane j */
+static const uint8_t KQ_CTRL6Z[2][64] __attribute__((aligned(64))) = {
+#define P(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+    {P(0), P(2), P(4), P(6)}, {P(8), P(10), P(12), P(14)},
+#undef P
+};
+
+/* Prefetch of the next pass's rows while this pass runs: the R rows of a pass are contiguous
+ * (R * xrb bytes), so super-block i of nb prefetches its share [i, i + 1) * R * xrb / nb of the
+ * next R rows, one cache line at a time. */
+static inline __attribute__((always_inline)) void kq_pf_next(const char *x, size_t xrb, int R,
+                                                             int64_t i, int64_t nb)
+{
+    const char *p = x + (size_t)R * xrb;
+    size_t step = (size_t)R * xrb / (size_t)nb;
+    for (size_t o = ((size_t)i * step) & ~(size_t)63; o < (size_t)(i + 1) * step; o += 64)
+        _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
+static inline __m512i kq_z2(const void *lo, const void *hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(kq_load(lo)), kq_load(hi), 1);
+}
+
+static inline __m256i kq_fold(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* Q4_K super-block of one row against activations ya[4] (the four sub-block pairs) and bsums
+ * bs: 8-lane int32 sums of the scaled quants (q) and of the mins times bsums (m). */
+static inline __attribute__((always_inline)) __m256i kq_sbz_q4_k(const struct blk_q4_k *b,
+                                                                  const __m512i ya[4],
+                                                                  __m256i bs, __m256i *sum_m)
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m128i s = kq_scales_k4(b->scales);
+    __m512i sz = _mm512_broadcast_i32x4(s);
+    __m512i q0 = _mm512_loadu_si512(b->qs), q1 = _mm512_loadu_si512(b->qs + 64);
+    __m512i w0 = _mm512_and_si512(q0, m4), w1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    __m512i w2 = _mm512_and_si512(q1, m4), w3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+    __m512i a0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(w0, ya[0]),
+                                     _mm512_shuffle_epi8(sz, _mm512_load_si512(KQ_CTRL4Z[0])));
+    __m512i a1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(w1, ya[1]),
+                                     _mm512_shuffle_epi8(sz, _mm512_load_si512(KQ_CTRL4Z[1])));
+    a0 = _mm512_dpwssd_epi32(a0, _mm512_maddubs_epi16(w2, ya[2]),
+                             _mm512_shuffle_epi8(sz, _mm512_load_si512(KQ_CTRL4Z[2])));
+    a1 = _mm512_dpwssd_epi32(a1, _mm512_maddubs_epi16(w3, ya[3]),
+                             _mm512_shuffle_epi8(sz, _mm512_load_si512(KQ_CTRL4Z[3])));
+    *sum_m = _mm256_madd_epi16(bs, _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(s),
+                                                       kq_ctrl(KQ_CTRL_MIN)));
+    return kq_fold(_mm512_add_epi32(a0, a1));
+}
+
+/* Q4_K, rows x[0], x[xrb], ... x[(R - 1) xrb] against y, super-blocks i0 .. i0 + cnt - 1: the
+ * float steps of KQ_MODE_FMA2 into accq / accm (per row, super-blocks in order). */
+static inline __attribute__((always_inline)) void
+kq_groupz_q4_k(int R, int cnt, const char *x, size_t xrb, int64_t i0, int64_t nb,
+               const struct blk_q8_k *y, float *accq, float *accm)
+{
+    __m256i q[KQ_R][8], m[KQ_R][8];
+    float d[KQ_R][8], dm[KQ_R][8], dy[8];
+    for (int k = 0; k < 8; k++) {
+        if (k >= cnt) {
+            for (int r = 0; r < R; r++) {
+                q[r][k] = m[r][k] = _mm256_setzero_si256();
+                d[r][k] = dm[r][k] = 0;
+            }
+            dy[k] = 0;
+            continue;
+        }
+        const struct blk_q8_k *a = &y[i0 + k];
+        __m512i ya[4] = {kq_z2(a->qs, a->qs + 64), kq_z2(a->qs + 32, a->qs + 96),
+                         kq_z2(a->qs + 128, a->qs + 192), kq_z2(a->qs + 160, a->qs + 224)};
+        __m256i bs = kq_load(a->bsums);
+        dy[k] = a->d;
+        kq_pf_next(x, xrb, R, i0 + k, nb);
+        for (int r = 0; r < R; r++) {
+            const struct blk_q4_k *b = (const struct blk_q4_k *)(x + (size_t)r * xrb) + i0 + k;
+            q[r][k] = kq_sbz_q4_k(b, ya, bs, &m[r][k]);
+            d[r][k] = _cvtsh_ss(b->d);
+            dm[r][k] = _cvtsh_ss(b->dmin);
+        }
+    }
+    __m256 vdy = _mm256_loadu_ps(dy);
+    for (int r = 0; r < R; r++) {
+        float fqs[8], fms[8], uf[8], vf[8];
+        _mm256_storeu_ps(fqs, _mm256_cvtepi32_ps(kq_reduce8(q[r])));
+        _mm256_storeu_ps(fms, _mm256_cvtepi32_ps(kq_reduce8(m[r])));
+        _mm256_storeu_ps(uf, _mm256_mul_ps(_mm256_loadu_ps(d[r]), vdy));
+        _mm256_storeu_ps(vf, _mm256_mul_ps(_mm256_loadu_ps(dm[r]), vdy));
+        __m128 aq = _mm_set_ss(accq[r]), am = _mm_set_ss(accm[r]);
+        for (int k = 0; k < cnt; k++) {
+            aq = _mm_fmadd_ss(_mm_set_ss(fqs[k]), _mm_set_ss(uf[k]), aq);
+            am = _mm_fmadd_ss(_mm_set_ss(fms[k]), _mm_set_ss(vf[k]), am);
+        }
+        accq[r] = _mm_cvtss_f32(aq);
+        accm[r] = _mm_cvtss_f32(am);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+kq_rowsz_q4_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_k *y, float *out)
+{
+    float accq[KQ_R] = {0}, accm[KQ_R] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8)
+        kq_groupz_q4_k(R, 8, x, xrb, i, nb, y, accq, accm);
+    if (i < nb)
+        kq_groupz_q4_k(R, (int)(nb - i), x, xrb, i, nb, y, accq, accm);
+    for (int r = 0; r < R; r++)
+        out[r] = accq[r] - accm[r];
+}
+
+static void KQ_SFX(few_q4_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                             const void *y, size_t yrb, float *out, size_t ors)
+{
+    int64_t r = 0;
+    for (; r + KQ_R <= nr; r += KQ_R)
+        for (int64_t c = 0; c < nc; c++)
+            kq_rowsz_q4_k(KQ_R, nb, (const char *)x + (size_t)r * xrb, xrb,
+                          (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb),
+                          out + (size_t)c * ors + (size_t)r);
+    for (; r < nr; r++)
+        for (int64_t c = 0; c < nc; c++)
+            kq_rowsz_q4_k(1, nb, (const char *)x + (size_t)r * xrb, xrb,
+                          (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb),
+                          out + (size_t)c * ors + (size_t)r);
+}
+
+/* Q6_K: R rows against y; q8s (or NULL) as for kq_sb_q6_k. Per row and super-block the eight
+ * lanes of kq_sb_q6_k, acc = fma(dy * d, lanes, acc), hsum8 at the end. */
+static inline __attribute__((always_inline)) void
+kq_rowsz_q6_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_k *y,
+              const __m256i *q8s, float *out)
+{
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m32 = _mm512_set1_epi8(32);
+    /* qh shifts: bits of chunks 0, 1 (2, 3) of a half to bits 4, 5 */
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i c0 = _mm512_load_si512(KQ_CTRL6Z[0]), c1 = _mm512_load_si512(KQ_CTRL6Z[1]);
+    __m256 acc[KQ_R];
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct blk_q8_k *a = &y[i];
+        __m512i ya[4], off[4];
+        kq_pf_next(x, xrb, R, i, nb);
+        for (int v = 0; v < 4; v++) {
+            ya[v] = _mm512_loadu_si512(a->qs + 64 * v);
+            off[v] = q8s ? _mm512_loadu_si512(q8s + 8 * i + 2 * v)
+                         : _mm512_maddubs_epi16(m32, ya[v]);
+        }
+        for (int r = 0; r < R; r++) {
+            const struct blk_q6_k *b = (const struct blk_q6_k *)(x + (size_t)r * xrb) + i;
+            __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+            for (int h = 0; h < 2; h++) {
+                __m512i sc = _mm512_broadcast_i32x4(h == 0 ? _mm256_castsi256_si128(s16)
+                                                           : _mm256_extracti128_si256(s16, 1));
+                __m512i l = _mm512_loadu_si512(b->ql + 64 * h);
+                __m512i hb = _mm512_broadcast_i64x4(kq_load(b->qh + 32 * h));
+                /* (w & 15) | (t & 0x30) */
+                __m512i q01 = _mm512_ternarylogic_epi32(_mm512_and_si512(l, m4),
+                                                        _mm512_sllv_epi16(hb, sh01), m30, 0xf8);
+                __m512i q23 = _mm512_ternarylogic_epi32(
+                    _mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_srlv_epi16(hb, sh23),
+                    m30, 0xf8);
+                __m512i p01 = _mm512_sub_epi16(_mm512_maddubs_epi16(q01, ya[2 * h]), off[2 * h]);
+                __m512i p23 =
+                    _mm512_sub_epi16(_mm512_maddubs_epi16(q23, ya[2 * h + 1]), off[2 * h + 1]);
+                s0 = _mm512_dpwssd_epi32(s0, p01, _mm512_shuffle_epi8(sc, c0));
+                s1 = _mm512_dpwssd_epi32(s1, p23, _mm512_shuffle_epi8(sc, c1));
+            }
+            __m256i lanes = kq_fold(_mm512_add_epi32(s0, s1));
+            float d = a->d * _cvtsh_ss(b->d);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        out[r] = kq_hsum8(acc[r]);
+}
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Prefill: packed panels                                                                     */
@@ -825,7 +1030,9 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
                     nb, (const XBLK *)((const char *)x + (size_t)r * xrb),                       \
                     (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb));               \
     }
+#if !KQ_VNNI
 KQ_FEW(q4_k, struct blk_q4_k)
+#endif
 KQ_FEW(q5_k, struct blk_q5_k)
 
 /* Q6_K: the offset terms of each activation row are computed once for all rows (when the row
@@ -842,9 +1049,19 @@ static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, 
             kq_q6_offsets(nb, yc, q8s);
             off = q8s;
         }
+#if KQ_VNNI
+        int64_t r = 0;
+        for (; r + KQ_R <= nr; r += KQ_R)
+            kq_rowsz_q6_k(KQ_R, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
+                          out + (size_t)c * ors + (size_t)r);
+        for (; r < nr; r++)
+            kq_rowsz_q6_k(1, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
+                          out + (size_t)c * ors + (size_t)r);
+#else
         for (int64_t r = 0; r < nr; r++)
             out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_q6_k_off)(
                 nb, (const struct blk_q6_k *)((const char *)x + (size_t)r * xrb), yc, off);
+#endif
     }
 }
 
