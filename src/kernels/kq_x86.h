@@ -38,12 +38,12 @@
 
 #include "kernels/kernels_int.h"
 
-/* Software prefetch distance (bytes) of the Q6_K row dot product. */
 /* Rows per pass of the AVX-512 decode kernels. */
-#ifndef KQ_R
-#define KQ_R 4
+#ifndef KQ_DR
+#define KQ_DR 4
 #endif
 
+/* Software prefetch distance (bytes) of the Q6_K row dot product. */
 #ifndef KQ_PF6
 #define KQ_PF6 2048
 #endif
@@ -362,7 +362,7 @@ KQ_ROW_DOT(q5_k, struct blk_q5_k, KQ_MODE_MIN, (q[k] = kq_sb_q5_k(b, a, &m[k]), 
 
 #if KQ_VNNI
 /* ------------------------------------------------------------------------------------------ */
-/* Decode on 512-bit vectors (AVX-512): KQ_R rows per pass share the activation loads; one     */
+/* Decode on 512-bit vectors (AVX-512): KQ_DR rows per pass share the activation loads; one     */
 /* vector holds 64 weight bytes (two Q4_K sub-blocks of one nibble half, two Q6_K chunks).     */
 /* The integer sums are the ones of the 256-bit code (exact, any order) and the float steps   */
 /* per row are the same, in the same order: results are bit-identical.                       */
@@ -435,8 +435,8 @@ static inline __attribute__((always_inline)) void
 kq_groupz_q4_k(int R, int cnt, const char *x, size_t xrb, int64_t i0, int64_t nb,
                const struct blk_q8_k *y, float *accq, float *accm)
 {
-    __m256i q[KQ_R][8], m[KQ_R][8];
-    float d[KQ_R][8], dm[KQ_R][8], dy[8];
+    __m256i q[KQ_DR][8], m[KQ_DR][8];
+    float d[KQ_DR][8], dm[KQ_DR][8], dy[8];
     for (int k = 0; k < 8; k++) {
         if (k >= cnt) {
             for (int r = 0; r < R; r++) {
@@ -479,7 +479,7 @@ kq_groupz_q4_k(int R, int cnt, const char *x, size_t xrb, int64_t i0, int64_t nb
 static inline __attribute__((always_inline)) void
 kq_rowsz_q4_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_k *y, float *out)
 {
-    float accq[KQ_R] = {0}, accm[KQ_R] = {0};
+    float accq[KQ_DR] = {0}, accm[KQ_DR] = {0};
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8)
         kq_groupz_q4_k(R, 8, x, xrb, i, nb, y, accq, accm);
@@ -493,9 +493,9 @@ static void KQ_SFX(few_q4_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, 
                              const void *y, size_t yrb, float *out, size_t ors)
 {
     int64_t r = 0;
-    for (; r + KQ_R <= nr; r += KQ_R)
+    for (; r + KQ_DR <= nr; r += KQ_DR)
         for (int64_t c = 0; c < nc; c++)
-            kq_rowsz_q4_k(KQ_R, nb, (const char *)x + (size_t)r * xrb, xrb,
+            kq_rowsz_q4_k(KQ_DR, nb, (const char *)x + (size_t)r * xrb, xrb,
                           (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb),
                           out + (size_t)c * ors + (size_t)r);
     for (; r < nr; r++)
@@ -517,7 +517,7 @@ kq_rowsz_q6_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_
     const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i sh23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     const __m512i c0 = _mm512_load_si512(KQ_CTRL6Z[0]), c1 = _mm512_load_si512(KQ_CTRL6Z[1]);
-    __m256 acc[KQ_R];
+    __m256 acc[KQ_DR];
     for (int r = 0; r < R; r++)
         acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -1051,8 +1051,8 @@ static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, 
         }
 #if KQ_VNNI
         int64_t r = 0;
-        for (; r + KQ_R <= nr; r += KQ_R)
-            kq_rowsz_q6_k(KQ_R, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
+        for (; r + KQ_DR <= nr; r += KQ_DR)
+            kq_rowsz_q6_k(KQ_DR, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
                           out + (size_t)c * ors + (size_t)r);
         for (; r < nr; r++)
             kq_rowsz_q6_k(1, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
