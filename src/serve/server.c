@@ -387,6 +387,31 @@ static void sse_chunk(struct gen *g, const char *text, size_t len, json_t *lp, c
     sse_emit(g, o);
 }
 
+/* The end of a stream: an error event (err != NULL), or the chunk with finish_reason and, with
+ * include_usage, the usage chunk; then data: [DONE]. */
+static void sse_finish(struct gen *g, const struct api_error *err, int32_t n_prompt,
+                       int32_t n_gen)
+{
+    if (err) {
+        char *js = api_error_json(err);
+        if (js) {
+            out_append(g, "data: ", 6);
+            out_append(g, js, strlen(js));
+            out_append(g, "\n\n", 2);
+        }
+        free(js);
+    } else {
+        sse_chunk(g, "", 0, NULL, finish_name(g->finish), false);
+        if (g->include_usage) {
+            json_t *o = chunk_base(g);
+            json_object_set_new(o, "choices", json_array());
+            json_object_set_new(o, "usage", usage_obj(n_prompt, n_gen));
+            sse_emit(g, o);
+        }
+    }
+    out_append(g, "data: [DONE]\n\n", 14);
+}
+
 /* Scheduler callback (scheduler thread). */
 static bool on_event(void *ud, const struct kura_sched_event *ev)
 {
@@ -429,27 +454,11 @@ static bool on_event(void *ud, const struct kura_sched_event *ev)
         g->finish = ev->finish;
         g->err = ev->err;
         if (g->stream && !g->conn_gone) {
-            if (ev->err) {
-                struct api_error e;
+            struct api_error e;
+            if (ev->err)
                 api_error_set(&e, 500, "server_error", NULL, NULL, "generation failed: %s",
                               kura_err_str(ev->err));
-                char *s = api_error_json(&e);
-                if (s) {
-                    out_append(g, "data: ", 6);
-                    out_append(g, s, strlen(s));
-                    out_append(g, "\n\n", 2);
-                }
-                free(s);
-            } else {
-                sse_chunk(g, "", 0, NULL, finish_name(ev->finish), false);
-                if (g->include_usage) {
-                    json_t *o = chunk_base(g);
-                    json_object_set_new(o, "choices", json_array());
-                    json_object_set_new(o, "usage", usage_obj(g->n_prompt, g->n_gen));
-                    sse_emit(g, o);
-                }
-            }
-            out_append(g, "data: [DONE]\n\n", 14);
+            sse_finish(g, ev->err ? &e : NULL, g->n_prompt, g->n_gen);
         }
     }
     bool resume = g->suspended && !g->conn_gone;
@@ -1204,27 +1213,11 @@ static void *upstream_worker(void *arg)
     g->done = true;
     g->finish = KURA_FINISH_EOG;
     if (g->stream && !g->conn_gone) {
-        if (e) {
-            struct api_error ae;
+        struct api_error ae;
+        if (e)
             api_error_set(&ae, 502, "server_error", NULL, "upstream_error",
                           "the upstream '%s' failed: %s", g->up_dest, kura_err_str(e));
-            char *js = api_error_json(&ae);
-            if (js) {
-                out_append(g, "data: ", 6);
-                out_append(g, js, strlen(js));
-                out_append(g, "\n\n", 2);
-            }
-            free(js);
-        } else {
-            sse_chunk(g, "", 0, NULL, finish_name(g->finish), false);
-            if (g->include_usage) {
-                json_t *o = chunk_base(g);
-                json_object_set_new(o, "choices", json_array());
-                json_object_set_new(o, "usage", usage_obj(0, 0));
-                sse_emit(g, o);
-            }
-        }
-        out_append(g, "data: [DONE]\n\n", 14);
+        sse_finish(g, e ? &ae : NULL, 0, 0);
     }
     bool resume = g->suspended && !g->conn_gone;
     if (resume)
