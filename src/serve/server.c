@@ -17,7 +17,9 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -127,6 +129,7 @@ struct gen {
     struct model_rt *mrt;
     struct MHD_Connection *mc;
     const char *mname; /* "model" in the answers: the local model's or the upstream's name */
+    int fd; /* the client's socket, to notice a vanished client of a non-streamed request */
     bool suspended, conn_gone, done, in_engine;
     uint64_t id;
     enum route route;
@@ -418,7 +421,19 @@ static bool on_event(void *ud, const struct kura_sched_event *ev)
     struct gen *g = ud;
     const struct kura_tok *tok = g->mrt->tok;
     pthread_mutex_lock(&g->mu);
-    bool keep = !g->conn_gone;
+    /* A streamed request notices a vanished client when a write fails; a non-streamed one waits
+     * suspended until its answer is ready, so peek at its socket (libmicrohttpd keeps it open
+     * while suspended): end of file or an error means the client is gone, and returning false
+     * frees the slot now instead of after max_tokens. The final event resumes the connection,
+     * and libmicrohttpd then closes it. */
+    bool peer_closed = false;
+    if (!g->stream && g->suspended && !g->conn_gone && g->fd >= 0 && !ev->done) {
+        char b;
+        ssize_t r = recv(g->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        peer_closed =
+            r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    }
+    bool keep = !g->conn_gone && !peer_closed;
     g->n_prompt = ev->n_prompt;
     g->n_gen = ev->n_gen;
     if (ev->token >= 0 && g->t_first == 0)
@@ -973,6 +988,9 @@ static struct gen *gen_new(struct conn *c, struct MHD_Connection *mc, struct mod
     g->mrt = m;
     g->mname = m ? m->name : NULL;
     g->mc = mc;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->fd = ci ? ci->connect_fd : -1;
     g->route = c->route;
     g->created = (long)time(NULL);
     static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -1939,7 +1957,10 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
             }
         }
         audit(s, actor, "api.request", route_path[c->route],
-              status < 400 ? "ok" : status == 499 ? "cancelled" : "error", d);
+              (finish && strcmp(finish, "cancelled") == 0) || status == 499 ? "cancelled"
+              : status < 400                                                ? "ok"
+                                                                            : "error",
+              d);
     }
     free(out_text);
     json_decref(c->policy_rec);

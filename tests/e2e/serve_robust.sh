@@ -183,7 +183,7 @@ for line in open(sys.argv[1]):
         n += 1
         print("  vanish record: outcome %s finish %s tokens %s" % (r.get("outcome"),
               d.get("finish"), d.get("completion_tokens")), file=sys.stderr)
-        bad += r.get("outcome") != "cancelled"
+        bad += r.get("outcome") != "cancelled" or d.get("finish") not in (None, "cancelled")
 print(bad)
 EOF2
 check "vanished non-streamed requests were cancelled ($(cat "$T/vanish.txt") were not)" '[ "$(cat "$T/vanish.txt")" = 0 ]'
