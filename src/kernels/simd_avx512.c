@@ -158,7 +158,7 @@ static float vec_dot_bf16_bf16_avx512(int64_t n, const void *vx, const void *vy)
 #define ZRT 5 /* prefill tile: ZRT rows x 2 ZCP columns */
 #define ZCP 3
 #define ZRP 4 /* decode tile: ZRP row pairs */
-#define ZPF 320 /* decode: prefetch distance in bytes along each weight row */
+
 
 /* 8 halves (packed 4 per u64) -> 8 floats */
 static inline __m256 halves8(uint64_t lo, uint64_t hi)
@@ -333,6 +333,11 @@ static inline __m512i base512(__m512i y, int k)
         int64_t nb, int rp, const char *x, size_t xrb, const char *y, float *out)               \
     {                                                                                           \
         __m512 acc[ZRP];                                                                        \
+        /* the next tile's rows follow this tile's in memory: stream them into the cache     */ \
+        /* while this tile is computed (a row is short; per-row prefetch starts too late)    */ \
+        uintptr_t pfc = (uintptr_t)x + (size_t)(2 * rp) * xrb;                                  \
+        const uintptr_t pfe = pfc + (size_t)(2 * rp) * xrb;                                     \
+        const int64_t npf = ((int64_t)(pfe - pfc) + nb * 64 - 1) / (nb * 64) + 1;               \
         __m256 summs = _mm256_setzero_ps();                                                     \
         for (int p = 0; p < rp; p++)                                                            \
             acc[p] = _mm512_setzero_ps();                                                       \
@@ -341,9 +346,10 @@ static inline __m512i base512(__m512i y, int k)
             __m512i yq = _mm512_broadcast_i64x4(load256(yb->qs));                               \
             __m512i base = K ? base512(yq, K) : _mm512_setzero_si512();                         \
             uint64_t dlo = 0, dhi = 0, mlo = 0, mhi = 0;                                        \
+            for (int64_t k = 0; k < npf && pfc < pfe; k++, pfc += 64)                           \
+                _mm_prefetch((const char *)pfc, _MM_HINT_T0);                                   \
             for (int r = 0; r < 2 * rp; r++) {                                                  \
                 const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
-                _mm_prefetch((const char *)xb + ZPF, _MM_HINT_T0);                              \
                 pack_half(&dlo, &dhi, r, xb->d);                                                \
                 if (!K)                                                                         \
                     pack_half(&mlo, &mhi, r, GET_M(xb));                                        \
