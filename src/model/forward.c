@@ -42,7 +42,8 @@ struct kura_ctx {
     struct qcache qc;
     size_t xq_cap;  /* bytes per xq buffer */
     int32_t xn_width;
-    uint16_t *q16; /* per-thread f16 query head and f16 accumulator (n_threads, 2 * head_dim) */
+    uint16_t *q16; /* per thread: a KV head's f16 query heads and an f16 accumulator
+                    * (n_threads, (n_head / n_head_kv + 1) * head_dim) */
     float *rope_cos, *rope_sin; /* (n_batch, n_rot/2) per item */
     bool batch_invariant; /* see kura_ctx_set_batch_invariant */
     float *dup_y;         /* (MM_MAX, DUP_COLS, dup_width): padded products' outputs */
@@ -91,7 +92,8 @@ enum kura_err kura_ctx_create(const struct kura_model *m, int32_t n_batch, int n
     c->tmp = falloc(nb * hp->n_embd);
     c->rope_cos = falloc(nb * (size_t)(hp->n_rot / 2));
     c->rope_sin = falloc(nb * (size_t)(hp->n_rot / 2));
-    c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) * 2 * hp->head_dim * sizeof(uint16_t));
+    c->q16 = malloc((size_t)kura_pool_n_threads(c->pool) *
+                    (size_t)(hp->n_head / hp->n_head_kv + 1) * hp->head_dim * sizeof(uint16_t));
     size_t ymax = wmax > (size_t)hp->n_vocab ? wmax : (size_t)hp->n_vocab;
     if (kv_dim > ymax)
         ymax = kv_dim;
@@ -221,6 +223,8 @@ const struct kura_fwd_simd kura_fwd_simd_scalar = {
 const struct kura_fwd_simd *kura_fwd_simd(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
+    if (kura_kernels_isa() == KURA_ISA_AVX512)
+        return &kura_fwd_simd_avx512;
     if (kura_kernels_isa() != KURA_ISA_SCALAR)
         return &kura_fwd_simd_avx2;
 #endif
@@ -464,41 +468,25 @@ struct att_job {
     int32_t layer;
 };
 
-static void att_worker(void *arg, int ith, int nth)
+/* The established engine's CPU flash attention for ng query heads sharing one KV head (the
+ * scalar loop that fwd_simd.h's attend reproduces): the query is rounded to f16 to meet the
+ * f16 keys, scores use an online softmax, and the weighted sum of values accumulates in an
+ * f16 vector that is rescaled whenever a new maximum appears. Reproducing this rounding is
+ * what makes the log-probabilities match the reference closely. acc: hd scratch values. */
+static void attend_scalar(const uint16_t *q16, int ng, int hd, const uint16_t *k,
+                          const uint16_t *v, size_t kvs, int32_t n_pos, float scale, float *out,
+                          uint16_t *acc)
 {
-    const struct att_job *j = arg;
-    struct kura_ctx *c = j->c;
-    const struct kura_hparams *hp = &c->m->hp;
-    int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    size_t q_dim = (size_t)n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    uint16_t *q16 = c->q16 + (size_t)ith * 2 * hd;
-    uint16_t *acc = q16 + hd;
     /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
     const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
     const struct kura_fwd_simd *fs = kura_fwd_simd();
-    long lo, hi;
-    kura_split((long)j->n * n_head, ith, nth, &lo, &hi);
-    for (long w = lo; w < hi; w++) {
-        int32_t i = (int32_t)(w / n_head);
-        int h = (int)(w % n_head), hk = h / group;
-        const struct kura_kv *kv = j->items[i].kv;
-        int32_t n_pos = j->items[i].pos + 1;
-        const float *q = c->q + (size_t)i * q_dim + (size_t)h * hd;
-        const uint16_t *kbase = kv->k + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
-        const uint16_t *vbase = kv->v + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
-        /* The established engine's CPU flash attention: the query is rounded to f16 to meet the
-         * f16 keys, scores use an online softmax, and the weighted sum of values accumulates in
-         * an f16 vector that is rescaled whenever a new maximum appears. Reproducing this
-         * rounding is what makes the log-probabilities match the reference closely. */
-        for (int d = 0; d < hd; d++)
-            q16[d] = kura_fp32_to_fp16(q[d]);
+    for (int g = 0; g < ng; g++) {
+        const uint16_t *qh = q16 + (size_t)g * hd;
         float mx = -INFINITY, sum = 0.0f;
         for (int d = 0; d < hd; d++)
             acc[d] = 0;
         for (int32_t p = 0; p < n_pos; p++) {
-            const uint16_t *kr = kbase + (size_t)p * kv_dim;
-            float s = dot16->vec_dot(hd, kr, q16) * scale;
+            float s = dot16->vec_dot(hd, k + (size_t)p * kvs, qh) * scale;
             float ms = 1.0f, vs = 1.0f;
             if (s > mx) {
                 ms = expf(mx - s);
@@ -507,13 +495,49 @@ static void att_worker(void *arg, int ith, int nth)
             } else {
                 vs = expf(s - mx);
             }
-            fs->f16_axpy(acc, vbase + (size_t)p * kv_dim, hd, vs);
+            fs->f16_axpy(acc, v + (size_t)p * kvs, hd, vs);
             sum = fmaf(sum, ms, vs); /* S*ms + vs, contracted as the reference's compiler does */
         }
-        float *o = c->att + (size_t)i * q_dim + (size_t)h * hd;
+        float *o = out + (size_t)g * hd;
         float inv = 1.0f / sum;
         for (int d = 0; d < hd; d++)
             o[d] = kura_fp16_to_fp32(acc[d]) * inv;
+    }
+}
+
+void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                     size_t kvs, int32_t n_pos, float scale, float *out, uint16_t *acc)
+{
+    attend_scalar(q16, ng, hd, k, v, kvs, n_pos, scale, out, acc);
+}
+
+/* One work item: the query heads of one KV head of one batch row. */
+static void att_worker(void *arg, int ith, int nth)
+{
+    const struct att_job *j = arg;
+    struct kura_ctx *c = j->c;
+    const struct kura_hparams *hp = &c->m->hp;
+    int hd = hp->head_dim, n_kv = hp->n_head_kv, group = hp->n_head / hp->n_head_kv;
+    size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)n_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    uint16_t *q16 = c->q16 + (size_t)ith * (size_t)(group + 1) * hd;
+    uint16_t *acc = q16 + (size_t)group * hd;
+    const struct kura_fwd_simd *fs = kura_fwd_simd();
+    /* interleaved: under a causal mask later rows cost more, so contiguous ranges would not
+     * balance */
+    for (long w = ith; w < (long)j->n * n_kv; w += nth) {
+        int32_t i = (int32_t)(w / n_kv);
+        int hk = (int)(w % n_kv);
+        const struct kura_kv *kv = j->items[i].kv;
+        int32_t n_pos = j->items[i].pos + 1;
+        const float *q = c->q + (size_t)i * q_dim + (size_t)hk * group * hd;
+        const uint16_t *kb = kv->k + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
+        const uint16_t *vb = kv->v + ((size_t)j->layer * kv->n_ctx) * kv_dim + (size_t)hk * hd;
+        float *o = c->att + (size_t)i * q_dim + (size_t)hk * group * hd;
+        for (size_t d = 0; d < (size_t)group * hd; d++)
+            q16[d] = kura_fp32_to_fp16(q[d]);
+        if (!fs->attend || !fs->attend(q16, group, hd, kb, vb, kv_dim, n_pos, scale, o))
+            attend_scalar(q16, group, hd, kb, vb, kv_dim, n_pos, scale, o, acc);
     }
 }
 

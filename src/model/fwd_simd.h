@@ -5,6 +5,8 @@
 #ifndef KURA_MODEL_FWD_SIMD_H
 #define KURA_MODEL_FWD_SIMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct kura_fwd_simd {
@@ -14,6 +16,13 @@ struct kura_fwd_simd {
     void (*f16_axpy)(uint16_t *acc, const uint16_t *v, int n, float s);
     /* h[i] = (g[i] / (1 + exp_poly(-g[i]))) * u[i] for i < n, n a multiple of 16 */
     void (*swiglu16)(float *h, const float *g, const float *u, int n);
+    /* Attention of ng query heads (f16, head g at q16 + g * hd) that share one KV head: keys
+     * k + p * kvs and values v + p * kvs (f16) for p < n_pos; out + g * hd receives each
+     * head's softmax-weighted sum of values (the established engine's CPU flash attention,
+     * in its roundings: forward.c's scalar loop). Returns false (computing nothing) for a shape
+     * it does not handle; NULL where only the scalar loop exists. */
+    bool (*attend)(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                   size_t kvs, int32_t n_pos, float scale, float *out);
 };
 
 /* The helpers for the kernel ISA selected by kura_kernels_isa() (KURA_ISA honoured). */
@@ -22,8 +31,15 @@ const struct kura_fwd_simd *kura_fwd_simd(void);
 /* Scalar exp polynomial shared by all versions (see forward.c). */
 float kura_expf_poly(float x);
 
+/* forward.c's scalar attention loop (what attend reproduces); acc: hd scratch values */
+void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                     size_t kvs, int32_t n_pos, float scale, float *out, uint16_t *acc);
+
 /* Per-ISA tables (scalar in forward.c; fwd_simd_avx2.c, used for AVX2 and AVX-512). */
 extern const struct kura_fwd_simd kura_fwd_simd_scalar;
 extern const struct kura_fwd_simd kura_fwd_simd_avx2;
+extern const struct kura_fwd_simd kura_fwd_simd_avx512; /* the AVX2 helpers + attend */
+bool kura_attend_avx512(const uint16_t *q16, int ng, int hd, const uint16_t *k,
+                        const uint16_t *v, size_t kvs, int32_t n_pos, float scale, float *out);
 
 #endif

@@ -89,3 +89,10 @@ const struct kura_fwd_simd kura_fwd_simd_avx2 = {
     .f16_axpy = f16_axpy_avx2,
     .swiglu16 = swiglu16_avx2,
 };
+
+const struct kura_fwd_simd kura_fwd_simd_avx512 = {
+    .f16_scale = f16_scale_avx2,
+    .f16_axpy = f16_axpy_avx2,
+    .swiglu16 = swiglu16_avx2,
+    .attend = kura_attend_avx512,
+};

@@ -18,6 +18,51 @@ static float frand(float lo, float hi)
     return lo + (hi - lo) * (float)(rng >> 40) / (float)(1 << 24);
 }
 
+/* The AVX-512 attention against the scalar loop: several group sizes (also above the 8 heads
+ * of one pass), head dimensions, key counts around the 16-key and 64-key blocks, and keys
+ * that raise the running maximum often (rising scores) or rarely. */
+static void test_attend(void)
+{
+    if (!kura_isa_supported(KURA_ISA_AVX512)) {
+        printf("attend: this CPU has no AVX-512, skipped\n");
+        return;
+    }
+    enum { MAXG = 11, MAXHD = 128, MAXP = 200, KVS = MAXHD * 3 };
+    uint16_t *q = malloc(MAXG * MAXHD * 2), *k = malloc(MAXP * KVS * 2);
+    uint16_t *v = malloc(MAXP * KVS * 2), acc[MAXHD];
+    float *o1 = malloc(MAXG * MAXHD * 4), *o2 = malloc(MAXG * MAXHD * 4);
+    static const int ngs[] = {1, 4, 7, 8, 11}, hds[] = {64, 128};
+    static const int nps[] = {1, 2, 15, 16, 17, 63, 64, 65, 130, 200};
+    int cases = 0;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 10; c++) {
+                int ng = ngs[a], hd = hds[b], np = nps[c];
+                float qr = c % 3 == 0 ? 8.0f : 1.0f;
+                for (int i = 0; i < ng * hd; i++)
+                    q[i] = kura_fp32_to_fp16(frand(-qr, qr));
+                for (int p = 0; p < np; p++)
+                    for (int d = 0; d < hd; d++) {
+                        float rise = (a + c) % 2 ? 0.02f * (float)p : 0.0f;
+                        k[p * KVS + d] = kura_fp32_to_fp16(frand(-1, 1) + rise);
+                        v[p * KVS + d] = kura_fp32_to_fp16(frand(-4, 4));
+                    }
+                float scale = 1.0f / sqrtf((float)hd);
+                kura_attend_ref(q, ng, hd, k, v, KVS, np, scale, o1, acc);
+                CHECK(kura_attend_avx512(q, ng, hd, k, v, KVS, np, scale, o2));
+                CHECKF(memcmp(o1, o2, (size_t)ng * hd * 4) == 0,
+                       "attend differs: %d heads, head_dim %d, %d keys", ng, hd, np);
+                cases++;
+            }
+    CHECK(!kura_attend_avx512(q, 1, 80, k, v, KVS, 4, 0.1f, o2)); /* shape it leaves alone */
+    printf("attend: %d cases compared\n", cases);
+    free(q);
+    free(k);
+    free(v);
+    free(o1);
+    free(o2);
+}
+
 int main(void)
 {
     if (!kura_isa_supported(KURA_ISA_AVX2)) {
@@ -42,6 +87,7 @@ int main(void)
         sv->f16_scale(a2, n, s);
         CHECKF(memcmp(a1, a2, sizeof a1) == 0, "f16_scale differs (rep %d)", rep);
     }
+    test_attend();
     enum { M = 4096 };
     float *g = malloc(M * sizeof *g), *u = malloc(M * sizeof *u);
     float *h1 = malloc(M * sizeof *h1), *h2 = malloc(M * sizeof *h2);
