@@ -241,6 +241,16 @@ static inline __m512i base512(__m512i y, int k)
     return _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)k), y));
 }
 
+/* Prefill packs a column group's activations per block once (the pairs, their bases and
+ * scales) for all the row tiles, on the stack for rows of up to ZPK_NB blocks. */
+#define ZPK_NB 256
+#define ZRB (12 * ZRT) /* rows per pass over the column groups (their weights stay cached) */
+struct zpk {
+    __m512i yq[ZCP], base[ZCP];
+    __m512 dy[ZCP];
+    __m256 sy;
+};
+
 #define DEFINE_LEGACY512_Z(T, XBLK, YBLK, K, LU, LU2, GET_M, GET_S)                               \
     static inline __attribute__((always_inline)) void lcol_##T(                                \
         int64_t nb, int rt, const char *x, size_t xrb, const char *y, float *out)               \
@@ -329,6 +339,67 @@ static inline __m512i base512(__m512i y, int k)
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
+    /* the ZCP column pairs of a column group, per block, prepared once for all row tiles */ \
+    static inline void zpack_##T(int64_t nb, const char *y, size_t yrb, struct zpk *pk)         \
+    {                                                                                           \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
+            for (int p = 0; p < ZCP; p++) {                                                     \
+                const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                  \
+                const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;              \
+                pk[i].yq[p] = pair256(load256(y0->qs), load256(y1->qs));                        \
+                pk[i].base[p] = K ? base512(pk[i].yq[p], K) : _mm512_setzero_si512();           \
+                pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
+                pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
+                if (!K) {                                                                       \
+                    pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
+                    pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
+                }                                                                               \
+            }                                                                                   \
+            __m256 dyall = halves8(dlo, dhi);                                                   \
+            pk[i].sy = halves8(slo, shi);                                                       \
+            for (int p = 0; p < ZCP; p++)                                                       \
+                pk[i].dy[p] = pair_bcast(dyall, 2 * p);                                         \
+        }                                                                                       \
+    }                                                                                           \
+    /* zcols over packed columns (2 ZCP of them), the same arithmetic */                       \
+    static inline __attribute__((always_inline)) void zcolsp_##T(                              \
+        int64_t nb, int rt, const char *x, size_t xrb, const struct zpk *pk, float *out,        \
+        size_t ors)                                                                             \
+    {                                                                                           \
+        __m512 acc[ZRT][ZCP];                                                                   \
+        __m256 summs[ZRT];                                                                      \
+        for (int r = 0; r < rt; r++) {                                                          \
+            summs[r] = _mm256_setzero_ps();                                                     \
+            for (int p = 0; p < ZCP; p++)                                                       \
+                acc[r][p] = _mm512_setzero_ps();                                                \
+        }                                                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            const struct zpk *b = pk + i;                                                       \
+            for (int r = 0; r < rt; r++) {                                                      \
+                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
+                __m512i u = _mm512_broadcast_i64x4(LU(xb));                                     \
+                __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
+                for (int p = 0; p < ZCP; p++) {                                                 \
+                    __m512i s = _mm512_dpbusd_epi32(b->base[p], u, b->yq[p]);                   \
+                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, b->dy[p]),                    \
+                                                _mm512_cvtepi32_ps(s), acc[r][p]);              \
+                }                                                                               \
+                if (!K)                                                                         \
+                    summs[r] = _mm256_add_ps(                                                   \
+                        summs[r], _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), b->sy));        \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < rt; r++) {                                                          \
+            float sm[8];                                                                        \
+            _mm256_storeu_ps(sm, summs[r]);                                                     \
+            for (int p = 0; p < ZCP; p++) {                                                     \
+                float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);                         \
+                out[(size_t)(2 * p) * ors + (size_t)r] = K ? lo : lo + sm[2 * p];               \
+                out[(size_t)(2 * p + 1) * ors + (size_t)r] = K ? hi : hi + sm[2 * p + 1];       \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
     static inline __attribute__((always_inline)) void zrows_##T(                               \
         int64_t nb, int rp, const char *x, size_t xrb, const char *y, float *out)               \
     {                                                                                           \
@@ -387,10 +458,30 @@ static inline __m512i base512(__m512i y, int k)
                 lcol_##T(nb, 1, x + (size_t)r0 * xrb, xrb, y, out + r0);                        \
             return;                                                                             \
         }                                                                                       \
-        for (; r0 < nr; r0 += ZRT) {                                                            \
+        int64_t cp0 = 0; /* columns done from packed groups */                                 \
+        if (nb <= ZPK_NB && nc >= 2 * ZCP) {                                                    \
+            struct zpk pk[ZPK_NB];                                                              \
+            int64_t ncp = nc / (2 * ZCP) * (2 * ZCP);                                           \
+            for (int64_t rb = 0; rb < nr; rb += ZRB) {                                          \
+                int64_t re = nr - rb < ZRB ? nr : rb + ZRB;                                     \
+                for (cp0 = 0; cp0 < ncp; cp0 += 2 * ZCP) {                                      \
+                    zpack_##T(nb, y + (size_t)cp0 * yrb, yrb, pk);                              \
+                    for (r0 = rb; r0 < re; r0 += ZRT) {                                         \
+                        int rt = re - r0 < ZRT ? (int)(re - r0) : ZRT;                          \
+                        float *op = out + (size_t)cp0 * ors + (size_t)r0;                       \
+                        if (rt == ZRT)                                                          \
+                            zcolsp_##T(nb, ZRT, x + (size_t)r0 * xrb, xrb, pk, op, ors);        \
+                        else                                                                    \
+                            zcolsp_##T(nb, rt, x + (size_t)r0 * xrb, xrb, pk, op, ors);         \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+            cp0 = ncp;                                                                          \
+        }                                                                                       \
+        for (r0 = 0; r0 < nr; r0 += ZRT) {                                                      \
             int rt = nr - r0 < ZRT ? (int)(nr - r0) : ZRT;                                      \
             const char *xp = x + (size_t)r0 * xrb;                                              \
-            int64_t c0 = 0;                                                                     \
+            int64_t c0 = cp0;                                                                   \
             for (; c0 + 2 * ZCP <= nc; c0 += 2 * ZCP) {                                         \
                 const char *yp = y + (size_t)c0 * yrb;                                          \
                 float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
