@@ -78,8 +78,9 @@ static inline void load_row(__m512 *dst, const uint16_t *src, int hd)
         dst[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 16 * c)));
 }
 
-/* ng <= AT_G heads, hd % 64 == 0, hd <= AT_HD */
-static void attend_group(const uint16_t *q16, int ng, int hd, const uint16_t *k,
+/* ng <= AT_G heads, hd % 64 == 0, hd <= AT_HD (inlined per head dimension, so that the loops
+ * over a row's vectors unroll) */
+static inline __attribute__((always_inline)) void attend_group(const uint16_t *q16, int ng, int hd, const uint16_t *k,
                          const uint16_t *v, size_t kvs, int32_t n_pos, float scale, float *out)
 {
     float qf[AT_G][AT_HD] __attribute__((aligned(64)));
@@ -173,8 +174,14 @@ bool kura_attend_avx512(const uint16_t *q16, int ng, int hd, const uint16_t *k,
         return false;
     for (int g0 = 0; g0 < ng; g0 += AT_G) {
         int gn = ng - g0 < AT_G ? ng - g0 : AT_G;
-        attend_group(q16 + (size_t)g0 * hd, gn, hd, k, v, kvs, n_pos, scale,
-                     out + (size_t)g0 * hd);
+        const uint16_t *q = q16 + (size_t)g0 * hd;
+        float *o = out + (size_t)g0 * hd;
+        if (hd == 64)
+            attend_group(q, gn, 64, k, v, kvs, n_pos, scale, o);
+        else if (hd == 128)
+            attend_group(q, gn, 128, k, v, kvs, n_pos, scale, o);
+        else
+            attend_group(q, gn, hd, k, v, kvs, n_pos, scale, o);
     }
     return true;
 }
