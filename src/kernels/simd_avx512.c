@@ -211,7 +211,8 @@ static inline __m256i q5u(const uint8_t *qs, const uint8_t *qh)
 }
 #define lu_q5_0(b) q5u((b)->qs, (b)->qh)
 #define lu_q5_1(b) q5u((b)->qs, (b)->qh)
-#define lu2_q8_0(x0, x1) pair256(lu_q8_0(x0), lu_q8_0(x1))
+#define lu2_q8_0(x0, x1)                                                                           \
+    _mm512_xor_si512(pair256(load256((x0)->qs), load256((x1)->qs)), _mm512_set1_epi8(-128))
 #define lu2_q5_0(x0, x1) q5_pair((x0)->qs, (x0)->qh, (x1)->qs, (x1)->qh)
 #define lu2_q5_1(x0, x1) q5_pair((x0)->qs, (x0)->qh, (x1)->qs, (x1)->qh)
 #define lu2_nib(x0, x1) nib_pair((x0)->qs, (x1)->qs)
