@@ -155,8 +155,8 @@ static float vec_dot_bf16_bf16_avx512(int64_t n, const void *vx, const void *vy)
  * weight block is broadcast to both halves. Decode (one column): a zmm holds two weight rows
  * against the broadcast activation block. A 256-bit single-column kernel serves vec_dot and
  * the odd last row / column. */
-#define ZRT 5 /* prefill tile: ZRT rows x 2 ZCP columns */
-#define ZCP 3
+#define ZRT 6 /* prefill tile: ZRT rows x 2 ZCP columns */
+#define ZCP 4
 #define ZRP 4 /* decode tile: ZRP row pairs */
 
 
