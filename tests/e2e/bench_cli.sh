@@ -35,12 +35,19 @@ for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_bytes", "thre
     assert k in j, k
 assert j["prefill_tokens_per_s"] > 0 and j["decode_tokens_per_s"] > 0, j
 assert j["peak_rss_bytes"] > 1 << 20 and j["threads"] == 2, j
-assert j["model"] == sys.argv[2], j
+assert j["model"] == sys.argv[2] and j["depth"] == 0, j
 PY
+
+expect_rc 0 "--depth (context longer than the prompt)" "$KURA" bench -m "$MODEL" -p 4 -n 2 -d 40 -r 1 --json
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["depth"] == 40 and j["decode_tokens_per_s"] > 0, j' "$T/out" \
+    && ok "JSON depth" || bad "JSON depth"
+expect_rc 0 "-d in the table" "$KURA" bench -m "$MODEL" -p 8 -n 2 -d 6 -r 1
+grep -Eq "^decode .*\(2 tokens after 6 of context, mean of 1\)" "$T/out" && ok "table depth" || { bad "table depth"; cat "$T/out"; }
 
 expect_rc 2 "no model" "$KURA" bench -p 4
 expect_rc 2 "-p 0" "$KURA" bench -m "$MODEL" -p 0
 expect_rc 2 "-r abc" "$KURA" bench -m "$MODEL" -r abc
+expect_rc 2 "-d -1" "$KURA" bench -m "$MODEL" -d -1
 expect_rc 2 "unknown option" "$KURA" bench -m "$MODEL" --bogus
 expect_rc 1 "missing file" "$KURA" bench -m "$T/none.gguf" -p 4 -n 1 -r 1
 grep -q "none.gguf" "$T/err" && ok "error names the file" || bad "error does not name the file"
