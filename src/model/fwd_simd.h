@@ -37,8 +37,10 @@ void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, con
 
 /* Per-ISA tables (scalar in forward.c; fwd_simd_avx2.c, used for AVX2 and AVX-512). */
 extern const struct kura_fwd_simd kura_fwd_simd_scalar;
-extern const struct kura_fwd_simd kura_fwd_simd_avx2;
+extern const struct kura_fwd_simd kura_fwd_simd_avx2; /* with the AVX2 attend */
 extern const struct kura_fwd_simd kura_fwd_simd_avx512; /* the AVX2 helpers + attend */
+bool kura_attend_avx2(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                      size_t kvs, int32_t n_pos, float scale, float *out);
 bool kura_attend_avx512(const uint16_t *q16, int ng, int hd, const uint16_t *k,
                         const uint16_t *v, size_t kvs, int32_t n_pos, float scale, float *out);
 

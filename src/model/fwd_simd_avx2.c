@@ -1,7 +1,9 @@
 /* AVX2 + FMA + F16C versions of the forward-pass helpers (fwd_simd.h); bit-identical with the
  * scalar ones. Also used on the AVX-512 path (the work here is small next to the matrix
- * products, and 256-bit F16C conversions are what both paths have). */
+ * products, and 256-bit F16C conversions are what both paths have), except attention, which
+ * has an AVX-512 version of its own. */
 #include <immintrin.h>
+#include <math.h>
 
 #include "model/fwd_simd.h"
 
@@ -84,10 +86,176 @@ static void swiglu16_avx2(float *h, const float *g, const float *u, int n)
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* AVX2 attention of a group of query heads sharing one KV head (fwd_simd.h: attend), as the
+ * AVX-512 version (fwd_simd_avx512.c) on 256-bit vectors, bit-identical with the scalar loop:
+ * per key the F16 dot product's lanes ((a0 + a2) + (a1 + a3) of the four 16-lane chains, held
+ * as eight 8-lane halves), summed 8 + 8, 4 + 4, 2 + 2, 1 + 1 for eight keys at once; exp()
+ * over a block of scores; the f16-precision value accumulator. */
+#define AT2_G 8
+#define AT2_HD 256
+#define AT2_BLK 64
+
+static inline __m256 r16x8(__m256 x)
+{
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+/* the 8 lanes (16-lane sum folded 8 + 8) of q . k for one key */
+static inline __m256 lanes8(const __m256 *kc, const float *qf, int hd)
+{
+    __m256 a[8];
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_fmadd_ps(kc[j], _mm256_loadu_ps(qf + 8 * j), _mm256_setzero_ps());
+    for (int c = 8; c < hd / 8; c += 8)
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(kc[c + j], _mm256_loadu_ps(qf + 8 * (c + j)), a[j]);
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    return _mm256_add_ps(lo, hi);
+}
+
+static inline float lsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* lsum8 of u[0..7], key k in lane k */
+static inline __m256 lsum8x8(const __m256 *u)
+{
+    __m256 s[4], t[2];
+    for (int m = 0; m < 4; m++) /* [key 2m: 4 + 4 | key 2m + 1: 4 + 4] */
+        s[m] = _mm256_add_ps(_mm256_permute2f128_ps(u[2 * m], u[2 * m + 1], 0x20),
+                             _mm256_permute2f128_ps(u[2 * m], u[2 * m + 1], 0x31));
+    for (int n = 0; n < 2; n++) /* low half: keys 4n, 4n + 2; high half: 4n + 1, 4n + 3 */
+        t[n] = _mm256_add_ps(_mm256_shuffle_ps(s[2 * n], s[2 * n + 1], 0x44),
+                             _mm256_shuffle_ps(s[2 * n], s[2 * n + 1], 0xee));
+    /* low half: keys 0, 2, 4, 6; high half: 1, 3, 5, 7 */
+    __m256 f = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], 0x88),
+                             _mm256_shuffle_ps(t[0], t[1], 0xdd));
+    return _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline void load_row8(__m256 *dst, const uint16_t *src, int hd)
+{
+    for (int c = 0; c < hd / 8; c++)
+        dst[c] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 8 * c)));
+}
+
+static inline __attribute__((always_inline)) void attend_group2(const uint16_t *q16, int ng,
+                                                                int hd, const uint16_t *k,
+                                                                const uint16_t *v, size_t kvs,
+                                                                int32_t n_pos, float scale,
+                                                                float *out)
+{
+    float qf[AT2_G][AT2_HD] __attribute__((aligned(32)));
+    float acc[AT2_G][AT2_HD] __attribute__((aligned(32)));
+    float sc[AT2_G][AT2_BLK] __attribute__((aligned(32)));
+    unsigned char nm[AT2_G][AT2_BLK];
+    float mx[AT2_G], sum[AT2_G];
+    const int nc = hd / 8;
+    for (int g = 0; g < ng; g++) {
+        load_row8((__m256 *)qf[g], q16 + (size_t)g * hd, hd);
+        for (int c = 0; c < nc; c++)
+            _mm256_store_ps(acc[g] + 8 * c, _mm256_setzero_ps());
+        mx[g] = -INFINITY;
+        sum[g] = 0.0f;
+    }
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int32_t p0 = 0; p0 < n_pos; p0 += AT2_BLK) {
+        int nb = n_pos - p0 < AT2_BLK ? (int)(n_pos - p0) : AT2_BLK;
+        int b = 0;
+        for (; b + 8 <= nb; b += 8) {
+            __m256 u[AT2_G][8];
+            for (int j = 0; j < 8; j++) {
+                __m256 kc[AT2_HD / 8];
+                load_row8(kc, k + (size_t)(p0 + b + j) * kvs, hd);
+                for (int g = 0; g < ng; g++)
+                    u[g][j] = lanes8(kc, qf[g], hd);
+            }
+            for (int g = 0; g < ng; g++)
+                _mm256_storeu_ps(sc[g] + b, _mm256_mul_ps(lsum8x8(u[g]), vscale));
+        }
+        for (; b < nb; b++) {
+            __m256 kc[AT2_HD / 8];
+            load_row8(kc, k + (size_t)(p0 + b) * kvs, hd);
+            for (int g = 0; g < ng; g++)
+                sc[g][b] = lsum8(lanes8(kc, qf[g], hd)) * scale;
+        }
+        for (int g = 0; g < ng; g++) {
+            float m = mx[g];
+            for (int i = 0; i < nb; i++) {
+                float s = sc[g][i], a;
+                if (s > m) {
+                    a = m - s;
+                    m = s;
+                    nm[g][i] = 1;
+                } else {
+                    a = s - m;
+                    nm[g][i] = 0;
+                }
+                sc[g][i] = a;
+            }
+            mx[g] = m;
+            for (int i = 0; i < nb; i++)
+                sc[g][i] = expf(sc[g][i]);
+        }
+        for (int i = 0; i < nb; i++) {
+            __m256 vc[AT2_HD / 8];
+            load_row8(vc, v + (size_t)(p0 + i) * kvs, hd);
+            for (int g = 0; g < ng; g++) {
+                float e = sc[g][i], ms = 1.0f, vs = e;
+                if (nm[g][i]) {
+                    ms = e;
+                    vs = 1.0f;
+                    __m256 s = _mm256_set1_ps(ms);
+                    for (int c = 0; c < nc; c++)
+                        _mm256_store_ps(acc[g] + 8 * c,
+                                        r16x8(_mm256_mul_ps(_mm256_load_ps(acc[g] + 8 * c), s)));
+                }
+                __m256 s = _mm256_set1_ps(vs);
+                for (int c = 0; c < nc; c++)
+                    _mm256_store_ps(acc[g] + 8 * c,
+                                    r16x8(_mm256_fmadd_ps(vc[c], s, _mm256_load_ps(acc[g] + 8 * c))));
+                sum[g] = fmaf(sum[g], ms, vs);
+            }
+        }
+    }
+    for (int g = 0; g < ng; g++) {
+        __m256 inv = _mm256_set1_ps(1.0f / sum[g]);
+        for (int c = 0; c < nc; c++)
+            _mm256_storeu_ps(out + (size_t)g * hd + 8 * c,
+                             _mm256_mul_ps(_mm256_load_ps(acc[g] + 8 * c), inv));
+    }
+}
+
+bool kura_attend_avx2(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                      size_t kvs, int32_t n_pos, float scale, float *out)
+{
+    if (hd % 64 != 0 || hd > AT2_HD || n_pos < 1)
+        return false;
+    for (int g0 = 0; g0 < ng; g0 += AT2_G) {
+        int gn = ng - g0 < AT2_G ? ng - g0 : AT2_G;
+        const uint16_t *q = q16 + (size_t)g0 * hd;
+        float *o = out + (size_t)g0 * hd;
+        if (hd == 64)
+            attend_group2(q, gn, 64, k, v, kvs, n_pos, scale, o);
+        else if (hd == 128)
+            attend_group2(q, gn, 128, k, v, kvs, n_pos, scale, o);
+        else
+            attend_group2(q, gn, hd, k, v, kvs, n_pos, scale, o);
+    }
+    return true;
+}
+
 const struct kura_fwd_simd kura_fwd_simd_avx2 = {
     .f16_scale = f16_scale_avx2,
     .f16_axpy = f16_axpy_avx2,
     .swiglu16 = swiglu16_avx2,
+    .attend = kura_attend_avx2,
 };
 
 const struct kura_fwd_simd kura_fwd_simd_avx512 = {

@@ -21,12 +21,11 @@ static float frand(float lo, float hi)
 /* The AVX-512 attention against the scalar loop: several group sizes (also above the 8 heads
  * of one pass), head dimensions, key counts around the 16-key and 64-key blocks, and keys
  * that raise the running maximum often (rising scores) or rarely. */
-static void test_attend(void)
+typedef bool (*attend_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, size_t,
+                          int32_t, float, float *);
+
+static void test_attend(const char *name, attend_fn attend)
 {
-    if (!kura_isa_supported(KURA_ISA_AVX512)) {
-        printf("attend: this CPU has no AVX-512, skipped\n");
-        return;
-    }
     enum { MAXG = 11, MAXHD = 128, MAXP = 200, KVS = MAXHD * 3 };
     uint16_t *q = malloc(MAXG * MAXHD * 2), *k = malloc(MAXP * KVS * 2);
     uint16_t *v = malloc(MAXP * KVS * 2), acc[MAXHD];
@@ -49,13 +48,13 @@ static void test_attend(void)
                     }
                 float scale = 1.0f / sqrtf((float)hd);
                 kura_attend_ref(q, ng, hd, k, v, KVS, np, scale, o1, acc);
-                CHECK(kura_attend_avx512(q, ng, hd, k, v, KVS, np, scale, o2));
+                CHECK(attend(q, ng, hd, k, v, KVS, np, scale, o2));
                 CHECKF(memcmp(o1, o2, (size_t)ng * hd * 4) == 0,
-                       "attend differs: %d heads, head_dim %d, %d keys", ng, hd, np);
+                       "attend %s differs: %d heads, head_dim %d, %d keys", name, ng, hd, np);
                 cases++;
             }
-    CHECK(!kura_attend_avx512(q, 1, 80, k, v, KVS, 4, 0.1f, o2)); /* shape it leaves alone */
-    printf("attend: %d cases compared\n", cases);
+    CHECK(!attend(q, 1, 80, k, v, KVS, 4, 0.1f, o2)); /* a shape it leaves alone */
+    printf("attend %s: %d cases compared\n", name, cases);
     free(q);
     free(k);
     free(v);
@@ -87,7 +86,11 @@ int main(void)
         sv->f16_scale(a2, n, s);
         CHECKF(memcmp(a1, a2, sizeof a1) == 0, "f16_scale differs (rep %d)", rep);
     }
-    test_attend();
+    test_attend("avx2", kura_attend_avx2);
+    if (kura_isa_supported(KURA_ISA_AVX512))
+        test_attend("avx512", kura_attend_avx512);
+    else
+        printf("attend avx512: this CPU has no AVX-512, skipped\n");
     enum { M = 4096 };
     float *g = malloc(M * sizeof *g), *u = malloc(M * sizeof *u);
     float *h1 = malloc(M * sizeof *h1), *h2 = malloc(M * sizeof *h2);
