@@ -15,7 +15,8 @@
 static void help(FILE *f)
 {
     fprintf(f, "usage: kura bench -m MODEL.gguf [-t THREADS] [-p PROMPT_TOKENS] [-n GEN_TOKENS]\n"
-               "                  [-d DEPTH] [-r REPEATS] [--json] [--no-warmup]\n\n"
+               "                  [-d DEPTH] [-r REPEATS] [--json] [--no-warmup]\n"
+               "                  [--batch-invariant]\n\n"
                "Measures prefill (one batch of -p tokens) and decode (-n tokens one by one from an\n"
                "empty context, like llama-bench's tg test) and\n"
                "prints a table, or with --json one line with prefill_tokens_per_s,\n"
@@ -26,6 +27,8 @@ static void help(FILE *f)
                "  -d, --depth N     decode after N tokens of context (default 0)\n"
                "  -r N              repeats (default 3)\n"
                "  --json            machine-readable output\n"
+               "  --batch-invariant evaluate as the server does (results independent of the\n"
+               "                    batch; some few-column products take a slower path)\n"
                "  --no-warmup       skip the uncounted warm-up pass (one prefill and one\n"
                "                    decode step that map the weights and touch the buffers)\n"
                "The model load is recorded in the audit log when the state directory is\n"
@@ -43,7 +46,7 @@ static int cmd_bench(int argc, char **argv)
 {
     const char *path = NULL;
     int64_t threads = 0, n_prompt = 512, n_gen = 128, reps = 3, depth = 0;
-    bool json = false, warmup = true;
+    bool json = false, warmup = true, invariant = false;
     struct cli_state st;
     cli_state_init(&st, "bench");
     for (int i = 1; i < argc; i++) {
@@ -60,6 +63,8 @@ static int cmd_bench(int argc, char **argv)
             json = true;
         } else if (!strcmp(a, "--no-warmup")) {
             warmup = false;
+        } else if (!strcmp(a, "--batch-invariant")) {
+            invariant = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!(path = kura_cli_optarg(argc, argv, &i)))
                 return KURA_EXIT_USAGE;
@@ -106,6 +111,8 @@ static int cmd_bench(int argc, char **argv)
     }
     if (!e)
         e = kura_ctx_create(m, (int32_t)n_prompt, (int)threads, &c, &eb);
+    if (!e && invariant)
+        e = kura_ctx_set_batch_invariant(c, true, &eb);
     if (!e)
         e = kura_kv_create(m, (int32_t)((n_prompt > depth ? n_prompt : depth) + n_gen), &kv, &eb);
     if (e)

@@ -48,6 +48,11 @@ struct kura_type_traits {
                  const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);
     /* Smallest nc from which gemm sums every column the same way (see above); 0 or 1: all. */
     int uniform_cols;
+    /* Optional (NULL: none): gemm that sums every column the way gemm does from uniform_cols
+     * columns on, for any nc (batch-invariant evaluation of fewer columns runs this instead of
+     * padding the product to uniform_cols copies). */
+    void (*gemm_uniform)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,
+                         const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);
 };
 
 /* Traits of t for the currently selected ISA, or NULL if kura cannot compute with t.

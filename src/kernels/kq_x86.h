@@ -506,11 +506,13 @@ static void KQ_SFX(few_q4_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, 
 }
 
 /* Q6_K: R rows against y; q8s (or NULL) as for kq_sb_q6_k. Per row and super-block the eight
- * lanes of kq_sb_q6_k, acc = fma(dy * d, lanes, acc), hsum8 at the end. */
+ * lanes of kq_sb_q6_k, acc = fma(dy * d, lanes, acc), hsum8 at the end; or with plain set the
+ * packed gemm's KQ_MODE_PLAIN steps: s = s + (d * dy) * (the lanes' exact integer total). */
 static inline __attribute__((always_inline)) void
 kq_rowsz_q6_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_k *y,
-              const __m256i *q8s, float *out)
+              const __m256i *q8s, float *out, int plain)
 {
+    float sp[KQ_DR] = {0};
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     const __m512i m32 = _mm512_set1_epi8(32);
     /* qh shifts: bits of chunks 0, 1 (2, 3) of a half to bits 4, 5 */
@@ -551,12 +553,20 @@ kq_rowsz_q6_k(int R, int64_t nb, const char *x, size_t xrb, const struct blk_q8_
                 s1 = _mm512_dpwssd_epi32(s1, p23, _mm512_shuffle_epi8(sc, c1));
             }
             __m256i lanes = kq_fold(_mm512_add_epi32(s0, s1));
+            if (plain) {
+                __m128i t = _mm_add_epi32(_mm256_castsi256_si128(lanes),
+                                          _mm256_extracti128_si256(lanes, 1));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+                t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+                sp[r] = sp[r] + (_cvtsh_ss(b->d) * a->d) * (float)_mm_cvtsi128_si32(t);
+                continue;
+            }
             float d = a->d * _cvtsh_ss(b->d);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc[r]);
         }
     }
     for (int r = 0; r < R; r++)
-        out[r] = kq_hsum8(acc[r]);
+        out[r] = plain ? sp[r] : kq_hsum8(acc[r]);
 }
 #endif
 
@@ -978,14 +988,11 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
-    static void KQ_SFX(gemm_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
-                                 const void *y, size_t yrb, float *out, size_t ors)              \
+    /* the packed path, for any nc (the uniform summation order) */                            \
+    static void KQ_SFX(gemmp_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,  \
+                                  const void *y, size_t yrb, float *out, size_t ors)             \
     {                                                                                            \
         int64_t nb = n / QK_K;                                                                   \
-        if (nc < KQ_PACK_MIN_COLS) {                                                             \
-            KQ_SFX(few_##T)(nb, nr, nc, x, xrb, y, yrb, out, ors);                               \
-            return;                                                                              \
-        }                                                                                        \
         struct kq_panel *pb = KQ_SFX(kq_pbuf);                                                   \
         float accm[KQ_CCHUNK * KQ_ACCW] __attribute__((aligned(64)));                               \
         for (int64_t r0 = 0; r0 < nr; r0 += KQ_R) {                                              \
@@ -1016,6 +1023,14 @@ static _Thread_local struct kq_panel KQ_SFX(kq_pbuf)[KQ_PB_MAX];
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
+    }                                                                                            \
+    static void KQ_SFX(gemm_##T)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,   \
+                                 const void *y, size_t yrb, float *out, size_t ors)              \
+    {                                                                                            \
+        if (nc < KQ_PACK_MIN_COLS)                                                               \
+            KQ_SFX(few_##T)(n / QK_K, nr, nc, x, xrb, y, yrb, out, ors);                         \
+        else                                                                                     \
+            KQ_SFX(gemmp_##T)(n, nr, nc, x, xrb, y, yrb, out, ors);                              \
     }
 
 /* gemm with few columns: the row dot products, rows outer (each weight row is read from
@@ -1038,8 +1053,9 @@ KQ_FEW(q5_k, struct blk_q5_k)
 /* Q6_K: the offset terms of each activation row are computed once for all rows (when the row
  * is short enough for the stack buffer). */
 #define KQ_Q6_OFF_BLOCKS 64
-static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
-                             const void *y, size_t yrb, float *out, size_t ors)
+static inline __attribute__((always_inline)) void
+KQ_SFX(few_q6_k_impl)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                      const void *y, size_t yrb, float *out, size_t ors, int plain)
 {
     for (int64_t c = 0; c < nc; c++) {
         const struct blk_q8_k *yc = (const struct blk_q8_k *)((const char *)y + (size_t)c * yrb);
@@ -1053,16 +1069,22 @@ static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, 
         int64_t r = 0;
         for (; r + KQ_DR <= nr; r += KQ_DR)
             kq_rowsz_q6_k(KQ_DR, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
-                          out + (size_t)c * ors + (size_t)r);
+                          out + (size_t)c * ors + (size_t)r, plain);
         for (; r < nr; r++)
             kq_rowsz_q6_k(1, nb, (const char *)x + (size_t)r * xrb, xrb, yc, off,
-                          out + (size_t)c * ors + (size_t)r);
+                          out + (size_t)c * ors + (size_t)r, plain);
 #else
+        (void)plain;
         for (int64_t r = 0; r < nr; r++)
             out[(size_t)c * ors + (size_t)r] = KQ_SFX(row_dot_q6_k_off)(
                 nb, (const struct blk_q6_k *)((const char *)x + (size_t)r * xrb), yc, off);
 #endif
     }
+}
+static void KQ_SFX(few_q6_k)(int64_t nb, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                             const void *y, size_t yrb, float *out, size_t ors)
+{
+    KQ_SFX(few_q6_k_impl)(nb, nr, nc, x, xrb, y, yrb, out, ors, 0);
 }
 
 #if KQ_VNNI
@@ -1074,6 +1096,20 @@ KQ_GEMM(q4_k, struct blk_q4_k, 8, 8, 8, KQ_MODE_FMA2) /* 8 * 2 * 15 * 127 = 3048
 KQ_GEMM(q5_k, struct blk_q5_k, 8, 8, 4, KQ_MODE_MIN)  /* 4 * 2 * 31 * 127 = 31496 */
 KQ_GEMM(q6_k, struct blk_q6_k, 16, 4, 2, KQ_MODE_PLAIN) /* 2 * 2 * 63 * 127 = 32004 */
 #endif
+
+/* Q6_K for batch-invariant products: the packed path's sums for any nc, few columns (decode)
+ * without the packing: row dot products with the packed path's float steps (AVX-512). */
+static void KQ_SFX(gemmu_q6_k)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t xrb,
+                               const void *y, size_t yrb, float *out, size_t ors)
+{
+#if KQ_VNNI
+    if (nc < KQ_PACK_MIN_COLS) {
+        KQ_SFX(few_q6_k_impl)(n / QK_K, nr, nc, x, xrb, y, yrb, out, ors, 1);
+        return;
+    }
+#endif
+    KQ_SFX(gemmp_q6_k)(n, nr, nc, x, xrb, y, yrb, out, ors);
+}
 
 /* Installs the K-quant kernels of this ISA into table. */
 static void KQ_SFX(kq_fill)(struct kura_type_traits *t)
@@ -1087,4 +1123,5 @@ static void KQ_SFX(kq_fill)(struct kura_type_traits *t)
     /* Q6_K's packed gemm sums per super-block, its row dots per lane (the reference's decode
      * order): batch-invariant evaluation pads fewer columns up to the packed path */
     t[KURA_TYPE_Q6_K].uniform_cols = KQ_PACK_MIN_COLS;
+    t[KURA_TYPE_Q6_K].gemm_uniform = KQ_SFX(gemmu_q6_k);
 }

@@ -273,6 +273,9 @@ static int quantize_input(struct kura_ctx *c, enum kura_type dot_type, int32_t n
 
 struct mm_job {
     const struct kura_type_traits *tr;
+    /* tr->gemm, or tr->gemm_uniform for a batch-invariant product of few columns */
+    void (*gemm)(int64_t n, int64_t nr, int64_t nc, const void *x, size_t x_row_bytes,
+                 const void *y, size_t y_row_bytes, float *out, size_t out_row_stride);
     const uint8_t *w;
     size_t w_row_bytes;
     int64_t n_in, n_out;
@@ -288,8 +291,8 @@ struct mm_job {
 static void mm_rows(const struct mm_job *j, long lo, long hi)
 {
     /* The gemm kernel reuses each weight block for several tokens (register tiling). */
-    j->tr->gemm(j->n_in, hi - lo, j->n_tok, j->w + (size_t)lo * j->w_row_bytes, j->w_row_bytes,
-                j->xq, j->xq_row_bytes, j->y + lo, j->y_stride);
+    j->gemm(j->n_in, hi - lo, j->n_tok, j->w + (size_t)lo * j->w_row_bytes, j->w_row_bytes,
+            j->xq, j->xq_row_bytes, j->y + lo, j->y_stride);
     if (j->bias)
         for (int32_t t = 0; t < j->n_tok; t++)
             for (long r = lo; r < hi; r++)
@@ -358,6 +361,7 @@ static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, in
         struct mm_job *j = &mm.j[k];
         *j = (struct mm_job){
             .tr = tr,
+            .gemm = tr->gemm,
             .w = t->data,
             .w_row_bytes = kura_row_bytes(t->type, t->ne[0]),
             .n_in = t->ne[0],
@@ -371,11 +375,16 @@ static void matmul_group(struct kura_ctx *c, int n, const struct mm_spec *sp, in
         };
         /* Below tr->uniform_cols columns a kernel may sum in another order (the float types'
          * reference single-row order, Q6_K's row-dot path): in batch-invariant mode such a
-         * product runs on copies of its columns up to that count, so its result is the same
-         * as inside any larger batch. */
+         * product runs the kernel's uniform variant where it has one (Q6_K's packed path
+         * for any number of columns), else on copies of its columns up to that count, so
+         * its result is the same as inside any larger batch. */
         int ucols = c->batch_invariant ? tr->uniform_cols : 0;
         if (ucols > DUP_COLS) /* a kernel asking for more breaks the tests, not memory */
             ucols = DUP_COLS;
+        if (n_tok < ucols && tr->gemm_uniform) {
+            j->gemm = tr->gemm_uniform;
+            ucols = 0;
+        }
         dup[k] = n_tok < ucols;
         if (dup[k]) {
             for (int32_t t2 = n_tok; t2 < ucols; t2++)

@@ -82,6 +82,22 @@ int main(void)
             }
             CHECKF(bad == 0, "%s/%s: gemm results depend on the batch shape (%d mismatches)",
                    kura_isa_name((enum kura_isa)isa), kura_type_name(tr->type), bad);
+            /* the uniform variant (batch-invariant products of fewer columns) sums every
+             * shape as gemm does from uniform_cols columns on */
+            if (tr->gemm_uniform) {
+                int ubad = 0;
+                for (int nc = 1; nc <= uc + 1 && nc <= NC; nc++)
+                    for (int r0 = 0; r0 + 5 <= NR; r0 += 7) {
+                        tr->gemm_uniform(N, 5, nc, w + (size_t)r0 * wrb, wrb, a, arb, out, NR);
+                        for (int c = 0; c < nc; c++)
+                            for (int i = 0; i < 5; i++)
+                                if (memcmp(&out[(size_t)c * NR + i],
+                                           &ref[(size_t)c * NR + r0 + i], sizeof(float)) != 0)
+                                    ubad++;
+                    }
+                CHECKF(ubad == 0, "%s/%s: gemm_uniform differs from the uniform sums (%d)",
+                       kura_isa_name((enum kura_isa)isa), kura_type_name(tr->type), ubad);
+            }
             free(w);
             free(a);
         }
