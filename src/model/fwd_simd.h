@@ -5,6 +5,7 @@
 #ifndef KURA_MODEL_FWD_SIMD_H
 #define KURA_MODEL_FWD_SIMD_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,30 @@ const struct kura_fwd_simd *kura_fwd_simd(void);
 
 /* Scalar exp polynomial shared by all versions (see forward.c). */
 float kura_expf_poly(float x);
+
+/* The online softmax over a block of nb scores (the attend kernels' shared step): with the
+ * running maximum *mx, sc[i] becomes exp(-|sc[i] - max so far|) (expf, as the scalar loop) and
+ * nm[i] tells whether score i raised the maximum (then exp rescales the accumulator and the
+ * value enters with weight 1; else exp is the value's weight). */
+static inline void kura_att_softmax_block(float *sc, unsigned char *nm, int nb, float *mx)
+{
+    float m = *mx;
+    for (int i = 0; i < nb; i++) {
+        float s = sc[i], a;
+        if (s > m) {
+            a = m - s;
+            m = s;
+            nm[i] = 1;
+        } else {
+            a = s - m;
+            nm[i] = 0;
+        }
+        sc[i] = a;
+    }
+    *mx = m;
+    for (int i = 0; i < nb; i++)
+        sc[i] = expf(sc[i]);
+}
 
 /* forward.c's scalar attention loop (what attend reproduces); acc: hd scratch values */
 void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,

@@ -185,24 +185,8 @@ static inline __attribute__((always_inline)) void attend_group2(const uint16_t *
             for (int g = 0; g < ng; g++)
                 sc[g][b] = lsum8(lanes8(kc, qf[g], hd)) * scale;
         }
-        for (int g = 0; g < ng; g++) {
-            float m = mx[g];
-            for (int i = 0; i < nb; i++) {
-                float s = sc[g][i], a;
-                if (s > m) {
-                    a = m - s;
-                    m = s;
-                    nm[g][i] = 1;
-                } else {
-                    a = s - m;
-                    nm[g][i] = 0;
-                }
-                sc[g][i] = a;
-            }
-            mx[g] = m;
-            for (int i = 0; i < nb; i++)
-                sc[g][i] = expf(sc[g][i]);
-        }
+        for (int g = 0; g < ng; g++)
+            kura_att_softmax_block(sc[g], nm[g], nb, &mx[g]);
         for (int i = 0; i < nb; i++) {
             __m256 vc[AT2_HD / 8];
             load_row8(vc, v + (size_t)(p0 + i) * kvs, hd);

@@ -118,25 +118,9 @@ static inline __attribute__((always_inline)) void attend_group(const uint16_t *q
             for (int g = 0; g < ng; g++)
                 sc[g][b] = lsum1(lanes(kc, qf[g], hd)) * scale;
         }
-        /* running maximum and exp(): sc becomes the exp() of each step */
-        for (int g = 0; g < ng; g++) {
-            float m = mx[g];
-            for (int i = 0; i < nb; i++) {
-                float s = sc[g][i], a;
-                if (s > m) {
-                    a = m - s;
-                    m = s;
-                    nm[g][i] = 1;
-                } else {
-                    a = s - m;
-                    nm[g][i] = 0;
-                }
-                sc[g][i] = a;
-            }
-            mx[g] = m;
-            for (int i = 0; i < nb; i++)
-                sc[g][i] = expf(sc[g][i]);
-        }
+        /* running maximum and exp() of each step */
+        for (int g = 0; g < ng; g++)
+            kura_att_softmax_block(sc[g], nm[g], nb, &mx[g]);
         /* values */
         for (int i = 0; i < nb; i++) {
             __m512 vc[AT_HD / 16];

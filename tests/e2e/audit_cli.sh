@@ -6,14 +6,8 @@ T=$(mktemp -d /tmp/kura-e2e-audit-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export KURA_STATE_DIR=$T/state KURA_PASSPHRASE='e2e passphrase'
 export KURA_ARGON2_OPSLIMIT=1 KURA_ARGON2_MEMLIMIT=8192   # tests only: a cheap KDF
-fail=0
-ok()   { echo "ok: $*"; }
-bad()  { echo "FAIL: $*"; fail=1; }
-expect_rc() { # expect_rc RC DESCRIPTION CMD...
-    local want=$1 what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; local rc=$?
-    if [ "$rc" = "$want" ]; then ok "$what (rc $rc)"; else bad "$what: rc $rc, want $want"; cat "$T/out" "$T/err"; fi
-}
+# shellcheck source=lib/cli_common.bash
+. "$(dirname "$0")/lib/cli_common.bash"
 
 expect_rc 0 "keys --help" "$KURA" keys --help
 expect_rc 0 "audit --help" "$KURA" audit --help

@@ -11,14 +11,8 @@ fi
 T=$(mktemp -d /tmp/kura-e2e-bench-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export KURA_STATE_DIR=$T/state # not initialised: nothing is audited
-fail=0
-ok()  { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=1; }
-expect_rc() { # expect_rc RC DESCRIPTION CMD...
-    local want=$1 what=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; local rc=$?
-    if [ "$rc" = "$want" ]; then ok "$what (rc $rc)"; else bad "$what: rc $rc, want $want"; cat "$T/out" "$T/err"; fi
-}
+# shellcheck source=lib/cli_common.bash
+. "$(dirname "$0")/lib/cli_common.bash"
 
 expect_rc 0 "table" "$KURA" bench -m "$MODEL" -t 1 -p 8 -n 4 -r 2
 for f in "^prefill .* tokens/s \\(8 tokens, mean of 2\\)" "^decode .* tokens/s \\(4 tokens, mean of 2\\)" \
