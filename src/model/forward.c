@@ -482,9 +482,8 @@ struct att_job {
  * f16 keys, scores use an online softmax, and the weighted sum of values accumulates in an
  * f16 vector that is rescaled whenever a new maximum appears. Reproducing this rounding is
  * what makes the log-probabilities match the reference closely. acc: hd scratch values. */
-static void attend_scalar(const uint16_t *q16, int ng, int hd, const uint16_t *k,
-                          const uint16_t *v, size_t kvs, int32_t n_pos, float scale, float *out,
-                          uint16_t *acc)
+void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
+                     size_t kvs, int32_t n_pos, float scale, float *out, uint16_t *acc)
 {
     /* q . k is the f16 row dot product, summed in the same order as the reference engine's */
     const struct kura_type_traits *dot16 = kura_type_traits(KURA_TYPE_F16);
@@ -514,12 +513,6 @@ static void attend_scalar(const uint16_t *q16, int ng, int hd, const uint16_t *k
     }
 }
 
-void kura_attend_ref(const uint16_t *q16, int ng, int hd, const uint16_t *k, const uint16_t *v,
-                     size_t kvs, int32_t n_pos, float scale, float *out, uint16_t *acc)
-{
-    attend_scalar(q16, ng, hd, k, v, kvs, n_pos, scale, out, acc);
-}
-
 /* One work item: the query heads of one KV head of one batch row. */
 static void att_worker(void *arg, int ith, int nth)
 {
@@ -546,7 +539,7 @@ static void att_worker(void *arg, int ith, int nth)
         for (size_t d = 0; d < (size_t)group * hd; d++)
             q16[d] = kura_fp32_to_fp16(q[d]);
         if (!fs->attend || !fs->attend(q16, group, hd, kb, vb, kv_dim, n_pos, scale, o))
-            attend_scalar(q16, group, hd, kb, vb, kv_dim, n_pos, scale, o, acc);
+            kura_attend_ref(q16, group, hd, kb, vb, kv_dim, n_pos, scale, o, acc);
     }
 }
 

@@ -1,5 +1,5 @@
 /* AVX-512 attention of a group of query heads that share one KV head (fwd_simd.h: attend),
- * bit-identical with the scalar loop in forward.c (attend_scalar):
+ * bit-identical with the scalar loop in forward.c (kura_attend_ref):
  *  - a score is the f16 row dot product q . k in the F16 kernels' order (per 64 elements four
  *    16-lane fused multiply-add chains, (a0 + a2) + (a1 + a3), then the 16 lanes summed
  *    8 + 8, 4 + 4, 2 + 2, 1 + 1), times the scale. Sixteen keys are summed at once: a
