@@ -252,6 +252,24 @@ struct zpk {
     __m256 sy;
 };
 
+/* The outputs of a ZRT x 2 ZCP tile: each 8-lane chain summed (hsum8 per half), plus the
+ * Q4_1 / Q5_1 m * s sums when addsm. */
+static inline __attribute__((always_inline)) void zstore(int rt, int cp,
+                                                         const __m512 acc[ZRT][ZCP],
+                                                         const __m256 summs[ZRT], int addsm,
+                                                         float *out, size_t ors)
+{
+    for (int r = 0; r < rt; r++) {
+        float sm[8];
+        _mm256_storeu_ps(sm, summs[r]);
+        for (int p = 0; p < cp; p++) {
+            float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);
+            out[(size_t)(2 * p) * ors + (size_t)r] = addsm ? lo + sm[2 * p] : lo;
+            out[(size_t)(2 * p + 1) * ors + (size_t)r] = addsm ? hi + sm[2 * p + 1] : hi;
+        }
+    }
+}
+
 #define DEFINE_LEGACY512_Z(T, XBLK, YBLK, K, LU, LU2, GET_M, GET_S)                               \
     static inline __attribute__((always_inline)) void lcol_##T(                                \
         int64_t nb, int rt, const char *x, size_t xrb, const char *y, float *out)               \
@@ -285,122 +303,71 @@ struct zpk {
         lcol_##T(n / QK, 1, x, 0, y, &out);                                                     \
         return out;                                                                             \
     }                                                                                           \
-    static inline __attribute__((always_inline)) void zcols_##T(                               \
-        int64_t nb, int rt, int cp, const char *x, size_t xrb, const char *y, size_t yrb,       \
-        float *out, size_t ors)                                                                 \
-    {                                                                                           \
-        __m512 acc[ZRT][ZCP];                                                                   \
-        __m256 summs[ZRT];                                                                      \
-        for (int r = 0; r < rt; r++) {                                                          \
-            summs[r] = _mm256_setzero_ps();                                                     \
-            for (int p = 0; p < cp; p++)                                                        \
-                acc[r][p] = _mm512_setzero_ps();                                                \
-        }                                                                                       \
-        for (int64_t i = 0; i < nb; i++) {                                                      \
-            __m512i yq[ZCP], base[ZCP];                                                         \
-            uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
-            for (int p = 0; p < cp; p++) {                                                      \
-                const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                  \
-                const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;              \
-                yq[p] = pair256(load256(y0->qs), load256(y1->qs));                              \
-                base[p] = K ? base512(yq[p], K) : _mm512_setzero_si512();                       \
-                pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
-                pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
-                if (!K) {                                                                       \
-                    pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
-                    pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
-                }                                                                               \
-            }                                                                                   \
-            __m256 dyall = halves8(dlo, dhi), syall = halves8(slo, shi);                        \
-            (void)syall;                                                                        \
-            __m512 dy[ZCP];                                                                     \
-            for (int p = 0; p < cp; p++)                                                        \
-                dy[p] = pair_bcast(dyall, 2 * p);                                               \
-            for (int r = 0; r < rt; r++) {                                                      \
-                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
-                __m512i u = _mm512_broadcast_i64x4(LU(xb));                                     \
-                __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
-                for (int p = 0; p < cp; p++) {                                                  \
-                    __m512i s = _mm512_dpbusd_epi32(base[p], u, yq[p]);                         \
-                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[p]),                       \
-                                                _mm512_cvtepi32_ps(s), acc[r][p]);              \
-                }                                                                               \
-                if (!K)                                                                         \
-                    summs[r] = _mm256_add_ps(                                                   \
-                        summs[r], _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), syall));        \
-            }                                                                                   \
-        }                                                                                       \
-        for (int r = 0; r < rt; r++) {                                                          \
-            float sm[8];                                                                        \
-            _mm256_storeu_ps(sm, summs[r]);                                                     \
-            for (int p = 0; p < cp; p++) {                                                      \
-                float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);                         \
-                out[(size_t)(2 * p) * ors + (size_t)r] = K ? lo : lo + sm[2 * p];               \
-                out[(size_t)(2 * p + 1) * ors + (size_t)r] = K ? hi : hi + sm[2 * p + 1];       \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-    /* the ZCP column pairs of a column group, per block, prepared once for all row tiles */ \
-    static inline void zpack_##T(int64_t nb, const char *y, size_t yrb, struct zpk *pk)         \
-    {                                                                                           \
-        for (int64_t i = 0; i < nb; i++) {                                                      \
-            uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
-            for (int p = 0; p < ZCP; p++) {                                                     \
-                const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                  \
-                const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;              \
-                pk[i].yq[p] = pair256(load256(y0->qs), load256(y1->qs));                        \
-                pk[i].base[p] = K ? base512(pk[i].yq[p], K) : _mm512_setzero_si512();           \
-                pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
-                pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
-                if (!K) {                                                                       \
-                    pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
-                    pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
-                }                                                                               \
-            }                                                                                   \
-            __m256 dyall = halves8(dlo, dhi);                                                   \
-            pk[i].sy = halves8(slo, shi);                                                       \
-            for (int p = 0; p < ZCP; p++)                                                       \
-                pk[i].dy[p] = pair_bcast(dyall, 2 * p);                                         \
-        }                                                                                       \
-    }                                                                                           \
-    /* zcols over packed columns (2 ZCP of them), the same arithmetic */                       \
-    static inline __attribute__((always_inline)) void zcolsp_##T(                              \
-        int64_t nb, int rt, const char *x, size_t xrb, const struct zpk *pk, float *out,        \
-        size_t ors)                                                                             \
-    {                                                                                           \
-        __m512 acc[ZRT][ZCP];                                                                   \
-        __m256 summs[ZRT];                                                                      \
-        for (int r = 0; r < rt; r++) {                                                          \
-            summs[r] = _mm256_setzero_ps();                                                     \
-            for (int p = 0; p < ZCP; p++)                                                       \
-                acc[r][p] = _mm512_setzero_ps();                                                \
-        }                                                                                       \
-        for (int64_t i = 0; i < nb; i++) {                                                      \
-            const struct zpk *b = pk + i;                                                       \
-            for (int r = 0; r < rt; r++) {                                                      \
-                const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                        \
-                __m512i u = _mm512_broadcast_i64x4(LU(xb));                                     \
-                __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
-                for (int p = 0; p < ZCP; p++) {                                                 \
-                    __m512i s = _mm512_dpbusd_epi32(b->base[p], u, b->yq[p]);                   \
-                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, b->dy[p]),                    \
-                                                _mm512_cvtepi32_ps(s), acc[r][p]);              \
-                }                                                                               \
-                if (!K)                                                                         \
-                    summs[r] = _mm256_add_ps(                                                   \
-                        summs[r], _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), b->sy));        \
-            }                                                                                   \
-        }                                                                                       \
-        for (int r = 0; r < rt; r++) {                                                          \
-            float sm[8];                                                                        \
-            _mm256_storeu_ps(sm, summs[r]);                                                     \
-            for (int p = 0; p < ZCP; p++) {                                                     \
-                float lo = hsum_lo(acc[r][p]), hi = hsum_hi(acc[r][p]);                         \
-                out[(size_t)(2 * p) * ors + (size_t)r] = K ? lo : lo + sm[2 * p];               \
-                out[(size_t)(2 * p + 1) * ors + (size_t)r] = K ? hi : hi + sm[2 * p + 1];       \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
+    /* block i of the activation column pairs 0..cp-1 (pairs, their bases and scales) */    \
+    static inline __attribute__((always_inline)) void zpack1_##T(                           \
+        int64_t i, int cp, const char *y, size_t yrb, struct zpk *b)                        \
+    {                                                                                       \
+        uint64_t dlo = 0, dhi = 0, slo = 0, shi = 0;                                        \
+        for (int p = 0; p < cp; p++) {                                                      \
+            const YBLK *y0 = (const YBLK *)(y + (size_t)(2 * p) * yrb) + i;                 \
+            const YBLK *y1 = (const YBLK *)(y + (size_t)(2 * p + 1) * yrb) + i;             \
+            b->yq[p] = pair256(load256(y0->qs), load256(y1->qs));                           \
+            b->base[p] = K ? base512(b->yq[p], K) : _mm512_setzero_si512();                 \
+            pack_half(&dlo, &dhi, 2 * p, y0->d);                                            \
+            pack_half(&dlo, &dhi, 2 * p + 1, y1->d);                                        \
+            if (!K) {                                                                       \
+                pack_half(&slo, &shi, 2 * p, GET_S(y0));                                    \
+                pack_half(&slo, &shi, 2 * p + 1, GET_S(y1));                                \
+            }                                                                               \
+        }                                                                                   \
+        __m256 dyall = halves8(dlo, dhi);                                                   \
+        b->sy = halves8(slo, shi);                                                          \
+        for (int p = 0; p < cp; p++)                                                        \
+            b->dy[p] = pair_bcast(dyall, 2 * p);                                            \
+    }                                                                                       \
+    /* block i of rows 0..rt-1 against a prepared block of cp column pairs */               \
+    static inline __attribute__((always_inline)) void zstep_##T(                            \
+        int64_t i, int rt, int cp, const char *x, size_t xrb, const struct zpk *b,          \
+        __m512 acc[ZRT][ZCP], __m256 summs[ZRT])                                            \
+    {                                                                                       \
+        for (int r = 0; r < rt; r++) {                                                      \
+            const XBLK *xb = (const XBLK *)(x + (size_t)r * xrb) + i;                       \
+            __m512i u = _mm512_broadcast_i64x4(LU(xb));                                     \
+            __m512 dx = _mm512_set1_ps(h2f(xb->d));                                         \
+            for (int p = 0; p < cp; p++) {                                                  \
+                __m512i s = _mm512_dpbusd_epi32(b->base[p], u, b->yq[p]);                   \
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, b->dy[p]), _mm512_cvtepi32_ps(s), \
+                                            acc[r][p]);                                     \
+            }                                                                               \
+            if (!K)                                                                         \
+                summs[r] = _mm256_add_ps(                                                   \
+                    summs[r], _mm256_mul_ps(_mm256_set1_ps(h2f(GET_M(xb))), b->sy));        \
+        }                                                                                   \
+    }                                                                                       \
+    /* rt rows x cp column pairs; pk: the columns prepared for all nb blocks, or NULL (each \
+     * block is prepared here from y) */                                                    \
+    static inline __attribute__((always_inline)) void zcols_##T(                            \
+        int64_t nb, int rt, int cp, const char *x, size_t xrb, const char *y, size_t yrb,   \
+        const struct zpk *pk, float *out, size_t ors)                                       \
+    {                                                                                       \
+        __m512 acc[ZRT][ZCP];                                                               \
+        __m256 summs[ZRT];                                                                  \
+        for (int r = 0; r < rt; r++) {                                                      \
+            summs[r] = _mm256_setzero_ps();                                                 \
+            for (int p = 0; p < cp; p++)                                                    \
+                acc[r][p] = _mm512_setzero_ps();                                            \
+        }                                                                                   \
+        for (int64_t i = 0; i < nb; i++) {                                                  \
+            if (pk) {                                                                       \
+                zstep_##T(i, rt, cp, x, xrb, pk + i, acc, summs);                           \
+            } else {                                                                        \
+                struct zpk b;                                                               \
+                zpack1_##T(i, cp, y, yrb, &b);                                              \
+                zstep_##T(i, rt, cp, x, xrb, &b, acc, summs);                               \
+            }                                                                               \
+        }                                                                                   \
+        zstore(rt, cp, acc, summs, !K, out, ors);                                           \
+    }                                                                                       \
     static inline __attribute__((always_inline)) void zrows_##T(                               \
         int64_t nb, int rp, const char *x, size_t xrb, const char *y, float *out)               \
     {                                                                                           \
@@ -466,14 +433,17 @@ struct zpk {
             for (int64_t rb = 0; rb < nr; rb += ZRB) {                                          \
                 int64_t re = nr - rb < ZRB ? nr : rb + ZRB;                                     \
                 for (cp0 = 0; cp0 < ncp; cp0 += 2 * ZCP) {                                      \
-                    zpack_##T(nb, y + (size_t)cp0 * yrb, yrb, pk);                              \
+                    for (int64_t i = 0; i < nb; i++)                                            \
+                        zpack1_##T(i, ZCP, y + (size_t)cp0 * yrb, yrb, &pk[i]);                 \
                     for (r0 = rb; r0 < re; r0 += ZRT) {                                         \
                         int rt = re - r0 < ZRT ? (int)(re - r0) : ZRT;                          \
                         float *op = out + (size_t)cp0 * ors + (size_t)r0;                       \
                         if (rt == ZRT)                                                          \
-                            zcolsp_##T(nb, ZRT, x + (size_t)r0 * xrb, xrb, pk, op, ors);        \
+                            zcols_##T(nb, ZRT, ZCP, x + (size_t)r0 * xrb, xrb, y, yrb, pk,      \
+                                      op, ors);                                                 \
                         else                                                                    \
-                            zcolsp_##T(nb, rt, x + (size_t)r0 * xrb, xrb, pk, op, ors);         \
+                            zcols_##T(nb, rt, ZCP, x + (size_t)r0 * xrb, xrb, y, yrb, pk,       \
+                                      op, ors);                                                 \
                     }                                                                           \
                 }                                                                               \
             }                                                                                   \
@@ -487,17 +457,17 @@ struct zpk {
                 const char *yp = y + (size_t)c0 * yrb;                                          \
                 float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
                 if (rt == ZRT)                                                                  \
-                    zcols_##T(nb, ZRT, ZCP, xp, xrb, yp, yrb, op, ors);                         \
+                    zcols_##T(nb, ZRT, ZCP, xp, xrb, yp, yrb, NULL, op, ors);                   \
                 else                                                                            \
-                    zcols_##T(nb, rt, ZCP, xp, xrb, yp, yrb, op, ors);                          \
+                    zcols_##T(nb, rt, ZCP, xp, xrb, yp, yrb, NULL, op, ors);                    \
             }                                                                                   \
             for (; c0 + 2 <= nc; c0 += 2) {                                                     \
                 const char *yp = y + (size_t)c0 * yrb;                                          \
                 float *op = out + (size_t)c0 * ors + (size_t)r0;                                \
                 if (rt == ZRT)                                                                  \
-                    zcols_##T(nb, ZRT, 1, xp, xrb, yp, yrb, op, ors);                           \
+                    zcols_##T(nb, ZRT, 1, xp, xrb, yp, yrb, NULL, op, ors);                     \
                 else                                                                            \
-                    zcols_##T(nb, rt, 1, xp, xrb, yp, yrb, op, ors);                            \
+                    zcols_##T(nb, rt, 1, xp, xrb, yp, yrb, NULL, op, ors);                      \
             }                                                                                   \
             if (c0 < nc) {                                                                      \
                 const char *yp = y + (size_t)c0 * yrb;                                          \
