@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,34 @@ static const char *scalar(struct walk *w, yaml_node_t *nd, const char *what)
     return (const char *)nd->data.scalar.value;
 }
 
+/* A key of one mapping may appear once: YAML parsers accept repeats, and a repeat in a policy is
+ * almost always an editing mistake whose meaning (first or last wins?) nobody should have to guess.
+ * bit names the key (aliases such as name/class share one). */
+static bool first_time(struct walk *w, yaml_node_t *k, uint64_t *seen, unsigned bit,
+                       const char *where, const char *ks)
+{
+    if (*seen & (UINT64_C(1) << bit)) {
+        problem(w, k, "%s: key '%s' given twice", where, ks);
+        return false;
+    }
+    *seen |= UINT64_C(1) << bit;
+    return true;
+}
+
+/* Index of ks in a NULL-terminated list of names, each "a|b" naming aliases; -1 if absent. */
+static int key_bit(const char *const *names, const char *ks)
+{
+    size_t kl = strlen(ks);
+    for (int i = 0; names[i]; i++)
+        for (const char *p = names[i]; *p;) {
+            size_t l = strcspn(p, "|");
+            if (l == kl && !memcmp(p, ks, l))
+                return i;
+            p += l + (p[l] == '|');
+        }
+    return -1;
+}
+
 static char *dup_or_oom(struct walk *w, const char *s)
 {
     char *d = strdup(s);
@@ -138,6 +167,8 @@ static void walk_levels(struct walk *w, yaml_node_t *map)
         problem(w, map, "levels: expected a mapping of finding type to level");
         return;
     }
+    _Static_assert(KURA_PII__COUNT <= 64, "one bit per finding type");
+    uint64_t seen = 0;
     for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
@@ -149,6 +180,8 @@ static void walk_levels(struct walk *w, yaml_node_t *map)
             problem(w, k, "levels: unknown finding type '%s'", ks);
             continue;
         }
+        if (!first_time(w, k, &seen, (unsigned)t, "levels", ks))
+            continue;
         enum kura_level l;
         if (get_level(w, v, ks, &l))
             w->pol->type_level[t] = l;
@@ -164,12 +197,20 @@ static void walk_rule(struct walk *w, yaml_node_t *nd, size_t idx)
         problem(w, nd, "rules[%zu]: expected a mapping", idx);
         return;
     }
+    static const char *const keys[] = {"name|class", "level", "confidence", "keywords", "pattern",
+                                       NULL};
+    char where[32];
+    snprintf(where, sizeof where, "rules[%zu]", idx);
+    uint64_t seen = 0;
     bool have_kw = false;
     for (yaml_node_pair_t *pr = nd->data.mapping.pairs.start; pr < nd->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
         const char *ks = scalar(w, k, "rule key");
         if (!ks)
+            continue;
+        int b = key_bit(keys, ks);
+        if (b >= 0 && !first_time(w, k, &seen, (unsigned)b, where, ks))
             continue;
         if (!strcmp(ks, "name") || !strcmp(ks, "class")) {
             const char *s = scalar(w, v, ks);
@@ -267,12 +308,20 @@ static void walk_dest(struct walk *w, yaml_node_t *nd, size_t idx)
         problem(w, nd, "destinations[%zu]: expected a mapping", idx);
         return;
     }
+    static const char *const keys[] = {"kind|type", "name", "url", "model", "jurisdiction",
+                                       "api_key_env", "max_level", "action", NULL};
+    char where[40];
+    snprintf(where, sizeof where, "destinations[%zu]", idx);
+    uint64_t seen = 0;
     bool have_kind = false, have_max = false;
     for (yaml_node_pair_t *pr = nd->data.mapping.pairs.start; pr < nd->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
         const char *ks = scalar(w, k, "destination key");
         if (!ks)
+            continue;
+        int b = key_bit(keys, ks);
+        if (b >= 0 && !first_time(w, k, &seen, (unsigned)b, where, ks))
             continue;
         const char *s;
         if (!strcmp(ks, "kind") || !strcmp(ks, "type")) {
@@ -358,11 +407,18 @@ static void walk_root(struct walk *w, yaml_node_t *root)
         problem(w, root, "the policy must be a mapping");
         return;
     }
+    static const char *const keys[] = {"version", "levels", "default_level", "min_confidence",
+                                       "auto_model", "default_destination", "local_destination",
+                                       "rules", "destinations", NULL};
+    uint64_t seen = 0;
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
         const char *ks = scalar(w, k, "key");
         if (!ks)
+            continue;
+        int b = key_bit(keys, ks);
+        if (b >= 0 && !first_time(w, k, &seen, (unsigned)b, "policy", ks))
             continue;
         if (!strcmp(ks, "version")) {
             const char *s = scalar(w, v, "version");
@@ -393,10 +449,6 @@ static void walk_root(struct walk *w, yaml_node_t *root)
             bool rules = ks[0] == 'r';
             if (n > (rules ? KURA_POLICY_MAX_RULES : KURA_POLICY_MAX_DESTS)) {
                 problem(w, v, "%s: too many entries (%zu)", ks, n);
-                continue;
-            }
-            if ((rules && w->pol->rules) || (!rules && w->pol->dests)) {
-                problem(w, k, "%s: given twice", ks);
                 continue;
             }
             if (rules) {

@@ -213,6 +213,33 @@ static void test_policy_file(struct kura_policy **out)
     CHECK(kura_policy_lint_buffer("a: 1\nb: [1, 2\n", 14, lint_cb, &r) == 1 && r.lines[0] >= 2);
     r.n = 0;
     CHECK(kura_policy_lint_buffer(policy_yaml, strlen(policy_yaml), lint_cb, &r) == 0);
+    /* a key repeated in one mapping is a problem on the repeat's line, at every level (a second
+     * keywords list once overflowed the first one's array: found by fuzz_policy_file) */
+    static const char twice[] =
+        "version: 1\n"                      /* 1 */
+        "rules:\n"                          /* 2 */
+        "  - name: r1\n"                    /* 3 */
+        "    keywords: [a, b]\n"            /* 4 */
+        "    class: r2\n"                   /* 5: alias of name */
+        "    keywords: [c, d, e]\n"         /* 6 */
+        "destinations:\n"                   /* 7 */
+        "  - name: loc\n"                   /* 8 */
+        "    kind: local\n"                 /* 9 */
+        "    type: local\n"                 /* 10 */
+        "levels:\n"                         /* 11 */
+        "  phone: secret\n"                 /* 12 */
+        "  phone: public\n"                 /* 13 */
+        "version: 1\n";                     /* 14 */
+    r.n = 0;
+    n = kura_policy_lint_buffer(twice, strlen(twice), lint_cb, &r);
+    size_t want2[] = {5, 6, 10, 13, 14};
+    CHECKF(n == 5, "%d problems", n);
+    for (size_t k = 0; k < sizeof want2 / sizeof want2[0]; k++)
+        CHECKF(k < (size_t)r.n && r.lines[k] == want2[k] && strstr(r.msgs[k], "given twice"),
+               "problem %zu: line %zu '%s'", k, k < (size_t)r.n ? r.lines[k] : 0,
+               k < (size_t)r.n ? r.msgs[k] : "");
+    CHECK(kura_policy_parse(twice, strlen(twice), "twice.yaml", &q, &eb) == KURA_ERR_FORMAT && !q);
+    CHECKF(strstr(eb.msg, "twice.yaml:5: rules[0]: key 'class' given twice") != NULL, "%s", eb.msg);
 }
 
 struct chunks {
