@@ -95,6 +95,10 @@ enum kura_err kura_serve_config_key_rate_spec(struct kura_serve_config *c, const
  * the file sets them (call before applying command-line flags). */
 enum kura_err kura_serve_config_load(struct kura_serve_config *c, const char *path,
                                      struct kura_errbuf *eb);
+/* The same from memory; name stands for the file in messages. A key repeated within one mapping
+ * is an error in both. */
+enum kura_err kura_serve_config_load_buffer(struct kura_serve_config *c, const char *data,
+                                            size_t len, const char *name, struct kura_errbuf *eb);
 
 /* Final checks (at least one model, unique names, TLS cert and key together, ranges). */
 enum kura_err kura_serve_config_check(const struct kura_serve_config *c, struct kura_errbuf *eb);

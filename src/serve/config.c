@@ -309,6 +309,38 @@ static const char *scalar(const yaml_node_t *n)
     return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
+/* Whether some option lives under "name." (rate_limits.keys is handled by its own walker). */
+static bool known_section(const char *name)
+{
+    size_t l = strlen(name);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strncmp(opts[i].name, name, l) == 0 && opts[i].name[l] == '.')
+            return true;
+    return false;
+}
+
+/* A key may appear once in a mapping (libyaml keeps repeats; which one would win is a guess an
+ * operator should not have to make). Checks pair p against the pairs before it; the walkers stop
+ * at the first error and every mapping has a bounded number of valid keys, so this stays cheap. */
+static enum kura_err check_repeat(struct yctx *y, yaml_node_t *map, yaml_node_pair_t *p,
+                                  const char *where)
+{
+    yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
+    const char *ks = k ? scalar(k) : NULL;
+    if (!ks)
+        return KURA_OK;
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *kq = yaml_document_get_node(y->doc, q->key);
+        const char *qs = kq ? scalar(kq) : NULL;
+        if (qs && strcmp(qs, ks) == 0) {
+            char what[300];
+            snprintf(what, sizeof what, "%s%skey given twice: ", where, where[0] ? ": " : "");
+            return yerr(y, k, what, ks);
+        }
+    }
+    return KURA_OK;
+}
+
 static enum kura_err load_model(struct yctx *y, yaml_node_t *n)
 {
     if (n->type != YAML_MAPPING_NODE)
@@ -322,6 +354,9 @@ static enum kura_err load_model(struct yctx *y, yaml_node_t *n)
         const char *ks = k ? scalar(k) : NULL, *vs = v ? scalar(v) : NULL;
         if (!ks || !vs)
             return yerr(y, k ? k : n, "models: keys and values must be scalars", NULL);
+        enum kura_err e = check_repeat(y, n, p, "models");
+        if (e)
+            return e;
         if (strcmp(ks, "path") == 0) {
             path = vs;
             path_node = v;
@@ -376,7 +411,9 @@ static enum kura_err load_map(struct yctx *y, yaml_node_t *n, const char *prefix
         if ((size_t)snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", ks) >=
             sizeof name)
             return yerr(y, k, "key too long", NULL);
-        enum kura_err e;
+        enum kura_err e = check_repeat(y, n, p, prefix);
+        if (e)
+            return e;
         if (strcmp(name, "rate_limits.keys") == 0) {
             if (v->type != YAML_MAPPING_NODE)
                 return yerr(y, v, "rate_limits.keys: expected a mapping of key names", NULL);
@@ -387,12 +424,16 @@ static enum kura_err load_map(struct yctx *y, yaml_node_t *n, const char *prefix
                 if (!kn || !kv || !scalar(kn) || kv->type != YAML_MAPPING_NODE)
                     return yerr(y, kn ? kn : v, "rate_limits.keys: expected NAME: "
                                 "{requests_per_min: N, tokens_per_min: N}", NULL);
+                if ((e = check_repeat(y, v, q, "rate_limits.keys")))
+                    return e;
                 int64_t lim[2] = {0, 0};
                 for (yaml_node_pair_t *r = kv->data.mapping.pairs.start;
                      r < kv->data.mapping.pairs.top; r++) {
                     yaml_node_t *rk = yaml_document_get_node(y->doc, r->key);
                     yaml_node_t *rv = yaml_document_get_node(y->doc, r->value);
                     const char *rks = rk ? scalar(rk) : NULL, *rvs = rv ? scalar(rv) : NULL;
+                    if ((e = check_repeat(y, kv, r, "rate_limits.keys")))
+                        return e;
                     int which = rks && strcmp(rks, "requests_per_min") == 0  ? 0
                                 : rks && strcmp(rks, "tokens_per_min") == 0 ? 1
                                                                             : -1;
@@ -423,6 +464,8 @@ static enum kura_err load_map(struct yctx *y, yaml_node_t *n, const char *prefix
             continue;
         }
         if (v->type == YAML_MAPPING_NODE) {
+            if (!known_section(name))
+                return yerr(y, k, "unknown section: ", name);
             if ((e = load_map(y, v, name)))
                 return e;
             continue;
@@ -440,6 +483,41 @@ static enum kura_err load_map(struct yctx *y, yaml_node_t *n, const char *prefix
     return KURA_OK;
 }
 
+/* Walks a loaded parser's document; name prefixes errors. */
+static enum kura_err load_parsed(struct kura_serve_config *c, yaml_parser_t *p, const char *name,
+                                 struct kura_errbuf *eb)
+{
+    yaml_document_t doc;
+    if (!yaml_parser_load(p, &doc))
+        return kura_err_set(eb, KURA_ERR_INVALID, "%s:%zu:%zu: %s", name,
+                            (size_t)p->problem_mark.line + 1, (size_t)p->problem_mark.column + 1,
+                            p->problem ? p->problem : "YAML syntax error");
+    enum kura_err e = KURA_OK;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root) {
+        struct yctx y = {c, &doc, name, eb};
+        e = load_map(&y, root, "");
+    }
+    yaml_document_delete(&doc);
+    return e;
+}
+
+enum kura_err kura_serve_config_load_buffer(struct kura_serve_config *c, const char *data,
+                                            size_t len, const char *name, struct kura_errbuf *eb)
+{
+    if (!name)
+        name = "config";
+    if (len > MAX_CONFIG_FILE)
+        return kura_err_set(eb, KURA_ERR_RANGE, "%s: larger than %u bytes", name, MAX_CONFIG_FILE);
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
+    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
+    enum kura_err e = load_parsed(c, &p, name, eb);
+    yaml_parser_delete(&p);
+    return e;
+}
+
 enum kura_err kura_serve_config_load(struct kura_serve_config *c, const char *path,
                                      struct kura_errbuf *eb)
 {
@@ -447,7 +525,6 @@ enum kura_err kura_serve_config_load(struct kura_serve_config *c, const char *pa
     if (!f)
         return kura_err_set(eb, KURA_ERR_IO, "%s: %s", path, strerror(errno));
     yaml_parser_t p;
-    yaml_document_t doc;
     enum kura_err e = KURA_OK;
     if (!yaml_parser_initialize(&p)) {
         fclose(f);
@@ -455,23 +532,11 @@ enum kura_err kura_serve_config_load(struct kura_serve_config *c, const char *pa
     }
     if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)MAX_CONFIG_FILE) {
         e = kura_err_set(eb, KURA_ERR_RANGE, "%s: larger than %u bytes", path, MAX_CONFIG_FILE);
-        goto out_parser;
+    } else {
+        rewind(f);
+        yaml_parser_set_input_file(&p, f);
+        e = load_parsed(c, &p, path, eb);
     }
-    rewind(f);
-    yaml_parser_set_input_file(&p, f);
-    if (!yaml_parser_load(&p, &doc)) {
-        e = kura_err_set(eb, KURA_ERR_INVALID, "%s:%zu:%zu: %s", path,
-                         (size_t)p.problem_mark.line + 1, (size_t)p.problem_mark.column + 1,
-                         p.problem ? p.problem : "YAML syntax error");
-        goto out_parser;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
-        struct yctx y = {c, &doc, path, eb};
-        e = load_map(&y, root, "");
-    }
-    yaml_document_delete(&doc);
-out_parser:
     yaml_parser_delete(&p);
     fclose(f);
     return e;

@@ -175,6 +175,16 @@ static void test_config(void)
         {"rate_limits:\n  keys:\n    x: {rpm: 1}\n", "kura.yaml:3: rate_limits.keys: unknown key: rpm"},
         {"rate_limits:\n  keys:\n    x: {tokens_per_min: -1}\n", "kura.yaml:3: rate_limits.keys:"},
         {"listen:\n  port: '80\n", "kura.yaml:"},
+        /* a key repeated in one mapping, at every level */
+        {"listen:\n  port: 80\n  port: 81\n", "kura.yaml:3: listen: key given twice: port"},
+        {"listen: {port: 80}\nlisten: {host: a}\n", "kura.yaml:2: key given twice: listen"},
+        {"models:\n  - path: /a\n    path: /b\n", "kura.yaml:3: models: key given twice: path"},
+        {"rate_limits:\n  keys:\n    x: {requests_per_min: 1, requests_per_min: 2}\n",
+         "kura.yaml:3: rate_limits.keys: key given twice: requests_per_min"},
+        {"rate_limits:\n  keys:\n    x: {}\n    x: {}\n",
+         "kura.yaml:4: rate_limits.keys: key given twice: x"},
+        {"colour: {}\n", "kura.yaml:1: unknown section: colour"},
+        {"listen:\n  tls: {}\n", "kura.yaml:2: unknown section: listen.tls"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kura_serve_config_init(&c);
@@ -188,6 +198,11 @@ static void test_config(void)
     CHECK(kura_serve_config_load(&c, "/nonexistent/kura.yaml", &eb) == KURA_ERR_IO);
     write_file(path, ""); /* an empty file changes nothing */
     CHECK(kura_serve_config_load(&c, path, &eb) == KURA_OK && c.port == 8080);
+    static const char mem[] = "listen:\n  port: 81\nengine: {slots: 3}\n";
+    CHECKF(kura_serve_config_load_buffer(&c, mem, strlen(mem), "mem.yaml", &eb) == KURA_OK &&
+               c.port == 81 && c.slots == 3, "%s", eb.msg);
+    CHECK(kura_serve_config_load_buffer(&c, "port: 1\n", 8, "mem.yaml", &eb) == KURA_ERR_INVALID &&
+          strstr(eb.msg, "mem.yaml:1: unknown key 'port'"));
     kura_serve_config_deinit(&c);
     size_t nd;
     const struct kura_serve_option_doc *d = kura_serve_option_docs(&nd);
