@@ -344,7 +344,9 @@ struct scan {
     const char *t;
     size_t n;
     struct kura_findings *out;
-    int err;
+    int err;          /* -1: out of memory; a PCRE2 error code: a built-in pattern gave up */
+    const char *what; /* the pattern that gave up */
+    size_t at;        /* where */
 };
 
 static void emit(struct scan *s, enum kura_pii_type type, size_t a, size_t b, float conf,
@@ -1398,8 +1400,16 @@ static void scan_regex(struct scan *s, const pcre2_code *re, int group, enum kur
     while (off <= s->n) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s->t, s->n, off, off ? PCRE2_NO_UTF_CHECK : 0, md,
                              NULL);
-        if (rc < 0)
+        if (rc == PCRE2_ERROR_NOMATCH)
             break;
+        if (rc < 0) { /* a limit: fail closed rather than call the rest of the text clean */
+            if (!s->err) {
+                s->err = rc;
+                s->what = rule;
+                s->at = off;
+            }
+            break;
+        }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t a = ov[2 * group], b = ov[2 * group + 1];
         if (a != PCRE2_UNSET && b > a)
@@ -1540,7 +1550,7 @@ enum kura_err kura_detect(const struct kura_detector *d, const struct kura_polic
     enum kura_err e = kura_policy_normalize(text ? text : "", len, &norm, &nl, &map, eb);
     if (e)
         return e;
-    struct scan s = {norm, nl, &tmp, 0};
+    struct scan s = {norm, nl, &tmp, 0, NULL, 0};
     scan_digit_runs(&s);
     scan_email(&s);
     scan_ip(&s);
@@ -1557,12 +1567,21 @@ enum kura_err kura_detect(const struct kura_detector *d, const struct kura_polic
     } else {
         scan_honorific_names(&s);
     }
-    if (pol && !s.err && kura_policy_run_rules(pol, norm, nl, &tmp))
-        s.err = -1;
     if (s.err) {
-        e = kura_err_set(eb, KURA_ERR_NOMEM, "detection ran out of memory or findings");
+        if (s.err == -1) {
+            e = kura_err_set(eb, KURA_ERR_NOMEM, "detection ran out of memory or findings");
+        } else {
+            PCRE2_UCHAR why[128];
+            pcre2_get_error_message(s.err, why, sizeof why);
+            e = kura_err_set(eb, KURA_ERR_BUSY,
+                             "detector '%s' gave up at byte %zu of the normalised text (%s); the "
+                             "text was not fully checked", s.what ? s.what : "?", s.at,
+                             (const char *)why);
+        }
         goto done;
     }
+    if (pol && (e = kura_policy_run_rules(pol, norm, nl, &tmp, eb)))
+        goto done;
     /* back to original offsets */
     for (size_t k = 0; k < tmp.n; k++) {
         size_t a = tmp.v[k].start, b = tmp.v[k].end;

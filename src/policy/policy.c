@@ -752,8 +752,8 @@ static bool kw_match(const char *t, size_t n, size_t p, const char *kw, size_t k
     return wb;
 }
 
-int kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t n,
-                          struct kura_findings *out)
+enum kura_err kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t n,
+                                    struct kura_findings *out, struct kura_errbuf *eb)
 {
     for (size_t i = 0; i < p->n_rules; i++) {
         const struct kura_op_rule *r = &p->rules[i];
@@ -767,7 +767,7 @@ int kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t 
             for (size_t q = 0; q + kl <= n; q++) {
                 if (kw_match(norm, n, q, kw, kl, ascii)) {
                     if (kura_findings_push(out, KURA_PII_RULE, q, q + kl, r->confidence, r->name, (int)i))
-                        return -1;
+                        return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for findings");
                     q += kl - 1;
                 }
             }
@@ -775,17 +775,26 @@ int kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t 
         if (r->re) {
             pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
             if (!md)
-                return -1;
+                return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
             size_t off = 0;
             while (off <= n) {
                 int rc = pcre2_match(r->re, (PCRE2_SPTR)norm, n, off, off ? PCRE2_NO_UTF_CHECK : 0, md, NULL);
-                if (rc < 0)
+                if (rc == PCRE2_ERROR_NOMATCH)
                     break;
+                if (rc < 0) { /* match/heap limit: the rest of the text is unchecked */
+                    PCRE2_UCHAR why[128];
+                    pcre2_get_error_message(rc, why, sizeof why);
+                    pcre2_match_data_free(md);
+                    return kura_err_set(eb, KURA_ERR_BUSY,
+                                        "policy rule '%s': its pattern gave up at byte %zu of the "
+                                        "normalised text (%s); the text was not fully checked",
+                                        r->name ? r->name : "?", off, (const char *)why);
+                }
                 PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
                 if (ov[1] > ov[0] &&
                     kura_findings_push(out, KURA_PII_RULE, ov[0], ov[1], r->confidence, r->name, (int)i)) {
                     pcre2_match_data_free(md);
-                    return -1;
+                    return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory for findings");
                 }
                 off = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
                 while (off < n && ((unsigned char)norm[off] & 0xC0) == 0x80)
@@ -794,5 +803,5 @@ int kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t 
             pcre2_match_data_free(md);
         }
     }
-    return 0;
+    return KURA_OK;
 }

@@ -65,8 +65,10 @@ struct kura_policy {
     float min_confidence;            /* findings below are ignored for the level */
 };
 
-/* Operator rules over normalised text (detect.c calls it). */
-int kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t n,
-                          struct kura_findings *out);
+/* Operator rules over normalised text (detect.c calls it). KURA_ERR_NOMEM, or KURA_ERR_BUSY when
+ * a rule's regular expression gives up (PCRE2's match or heap limit) before the whole text was
+ * checked: the caller must then not treat the text as checked (fail closed). */
+enum kura_err kura_policy_run_rules(const struct kura_policy *p, const char *norm, size_t n,
+                                    struct kura_findings *out, struct kura_errbuf *eb);
 
 #endif

@@ -356,6 +356,37 @@ static void test_decide(const struct kura_policy *p)
     kura_pseudo_destroy(rd);
 }
 
+/* An operator pattern that backtracks without end must not leave the text unchecked: detection
+ * fails (so the request goes nowhere) and says which rule gave up. */
+static void test_runaway_rule(void)
+{
+    static const char yaml[] =
+        "rules:\n"
+        "  - name: runaway\n"
+        "    pattern: '(a|aa)+$'\n"
+        "destinations:\n"
+        "  - {name: local, kind: local}\n";
+    struct kura_errbuf eb = {0};
+    struct kura_policy *p = NULL;
+    CHECKF(kura_policy_parse(yaml, strlen(yaml), "runaway.yaml", &p, &eb) == KURA_OK, "%s", eb.msg);
+    if (!p)
+        return;
+    char text[200];
+    memset(text, 'a', 120);
+    strcpy(text + 120, "b 090-1234-5678");
+    struct kura_findings f = {0};
+    enum kura_err e = kura_detect(det, p, text, strlen(text), &f, &eb);
+    CHECKF(e == KURA_ERR_BUSY && strstr(eb.msg, "policy rule 'runaway'") &&
+               strstr(eb.msg, "not fully checked"), "%d %s", (int)e, eb.msg);
+    kura_findings_free(&f);
+    /* the same rule on text it handles quickly still finds what it should */
+    memset(&f, 0, sizeof f);
+    CHECKF(kura_detect(det, p, "xx aaaa", 7, &f, &eb) == KURA_OK && f.n == 1 &&
+               f.v[0].start == 3 && f.v[0].end == 7, "%s n=%zu", eb.msg, f.n);
+    kura_findings_free(&f);
+    kura_policy_destroy(p);
+}
+
 int main(void)
 {
     struct kura_errbuf eb = {0};
@@ -372,6 +403,7 @@ int main(void)
     if (p)
         test_decide(p);
     kura_policy_destroy(p);
+    test_runaway_rule();
     kura_detector_destroy(det);
     kura_detector_destroy(det_nomecab);
     kura_detector_destroy(NULL);
