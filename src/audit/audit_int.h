@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "kura/audit.h"
 
 #define AUDIT_FORMAT "kura-audit-1"
@@ -27,18 +28,9 @@
 #define SIG_FIELD_LEN (8 + 128 + 1)
 #define TAG_FIELD_LEN (8 + 64 + 2)
 
-/* Growable byte buffer. */
-struct abuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-void abuf_put(struct abuf *b, const void *s, size_t n);
-void abuf_puts(struct abuf *b, const char *s);
-void abuf_printf(struct abuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void abuf_free(struct abuf *b);
-/* Appends s as a JSON string (quoted, escaped); false when s is not valid UTF-8. */
-bool abuf_json_str(struct abuf *b, const char *s, size_t n);
+/* Appends s to b as a JSON string (quoted, escaped); false when s is not valid UTF-8. A failed
+ * append shows in b->err. */
+bool audit_json_str(struct kura_buf *b, const char *s, size_t n);
 
 /* A parsed record line. Strings point into `doc`. */
 struct arec {

@@ -131,7 +131,7 @@ enum kura_err kura_audit_export(const char *state_dir, struct kura_keys *keys,
     struct kura_audit_verify_opts opt = {0};
     struct kura_audit_verify_result local;
     struct line_reader lr = {0};
-    struct abuf t = {0};
+    struct kura_buf t = {0};
     int fd = -1, lock_fd = -1, out = -1;
     uint64_t n_lines = 0, n_bytes = 0;
     enum kura_err e;
@@ -164,15 +164,15 @@ enum kura_err kura_audit_export(const char *state_dir, struct kura_keys *keys,
     crypto_generichash_state hs;
     crypto_generichash_init(&hs, NULL, 0, KURA_AUDIT_HASH_LEN);
     struct line ln;
-    struct abuf chunk = {0};
+    struct kura_buf chunk = {0};
     while (line_reader_next(&lr, &ln)) {
         verifier_line(v, &ln);
         if (ln.too_long || !ln.terminated)
             continue; /* the verifier rejects the export below */
-        chunk.len = 0;
-        abuf_put(&chunk, ln.p, ln.len);
-        abuf_put(&chunk, "\n", 1);
-        if (chunk.oom) {
+        kura_buf_clear(&chunk);
+        kura_buf_put(&chunk, ln.p, ln.len);
+        kura_buf_put(&chunk, "\n", 1);
+        if (chunk.err) {
             e = KURA_ERR_NOMEM;
             break;
         }
@@ -184,7 +184,7 @@ enum kura_err kura_audit_export(const char *state_dir, struct kura_keys *keys,
                      : kura_err_set(eb, KURA_ERR_IO, "write %s: %s", tmp, strerror(errno))))
             break;
     }
-    abuf_free(&chunk);
+    kura_buf_free(&chunk);
     crypto_generichash_final(&hs, body_hash, sizeof body_hash);
     bool rerr = lr.err;
     enum kura_err ve = verifier_finish(v);
@@ -206,31 +206,33 @@ enum kura_err kura_audit_export(const char *state_dir, struct kura_keys *keys,
     kura_keys_key_id(pk, id);
     kura_keys_format_public(pk, pub);
     sodium_bin2hex(bh, sizeof bh, body_hash, sizeof body_hash);
-    abuf_printf(&t, "{\"bundle\":\"%s\",\"log\":\"%s\",\"records\":%llu,\"lines\":%llu,"
-                    "\"bytes\":%llu,\"body_hash\":\"%s\",\"last_hash\":\"%s\",\"created\":\"%s\",",
-                BUNDLE_FORMAT, res->log_id, (unsigned long long)res->last_seq,
-                (unsigned long long)n_lines, (unsigned long long)n_bytes, bh, res->last_hash, now);
-    abuf_puts(&t, "\"exported_by\":");
-    if (!abuf_json_str(&t, exported_by ? exported_by : "", strlen(exported_by ? exported_by : "")))
-        abuf_puts(&t, "\"?\"");
-    abuf_printf(&t, ",\"key_id\":\"%s\",\"public\":\"%s\"", id, pub);
+    kura_buf_printf(&t, "{\"bundle\":\"%s\",\"log\":\"%s\",\"records\":%llu,\"lines\":%llu,"
+                        "\"bytes\":%llu,\"body_hash\":\"%s\",\"last_hash\":\"%s\","
+                        "\"created\":\"%s\",",
+                    BUNDLE_FORMAT, res->log_id, (unsigned long long)res->last_seq,
+                    (unsigned long long)n_lines, (unsigned long long)n_bytes, bh, res->last_hash,
+                    now);
+    kura_buf_puts(&t, "\"exported_by\":");
+    if (!audit_json_str(&t, exported_by ? exported_by : "", strlen(exported_by ? exported_by : "")))
+        kura_buf_puts(&t, "\"?\"");
+    kura_buf_printf(&t, ",\"key_id\":\"%s\",\"public\":\"%s\"", id, pub);
     {
-        struct abuf m = {0};
+        struct kura_buf m = {0};
         uint8_t sig[KURA_KEYS_SIG_LEN];
         char sh[129];
-        abuf_puts(&m, DOM_BUNDLE);
-        abuf_put(&m, t.p, t.len);
-        if (m.oom || t.oom) {
-            abuf_free(&m);
+        kura_buf_puts(&m, DOM_BUNDLE);
+        kura_buf_put(&m, t.p, t.len);
+        if (m.err || t.err) {
+            kura_buf_free(&m);
             e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
             goto fail;
         }
         kura_keys_sign(keys, m.p, m.len, sig);
-        abuf_free(&m);
+        kura_buf_free(&m);
         sodium_bin2hex(sh, sizeof sh, sig, sizeof sig);
-        abuf_printf(&t, ",\"sig\":\"%s\"}\n", sh);
+        kura_buf_printf(&t, ",\"sig\":\"%s\"}\n", sh);
     }
-    if (t.oom || write(out, t.p, t.len) != (ssize_t)t.len || fsync(out) != 0) {
+    if (t.err || write(out, t.p, t.len) != (ssize_t)t.len || fsync(out) != 0) {
         e = kura_err_set(eb, KURA_ERR_IO, "write %s: %s", tmp, strerror(errno));
         goto fail;
     }
@@ -240,11 +242,11 @@ enum kura_err kura_audit_export(const char *state_dir, struct kura_keys *keys,
         e = kura_err_set(eb, KURA_ERR_IO, "rename %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    abuf_free(&t);
+    kura_buf_free(&t);
     line_reader_free(&lr);
     return KURA_OK;
 fail:
-    abuf_free(&t);
+    kura_buf_free(&t);
     line_reader_free(&lr);
     close_read(fd, lock_fd);
     if (out >= 0) {
@@ -337,7 +339,7 @@ enum kura_err kura_audit_verify_bundle(const char *path, const uint8_t *pubkey,
     enum kura_err e;
     struct line_reader lr;
     struct line ln;
-    struct abuf last = {0};
+    struct kura_buf last = {0};
     bool last_term = false;
     uint64_t n_all = 0, records = 0, lines = 0, bytes = 0;
     uint8_t body_hash[KURA_AUDIT_HASH_LEN], last_hash[KURA_AUDIT_HASH_LEN], got[KURA_AUDIT_HASH_LEN];
@@ -348,13 +350,13 @@ enum kura_err kura_audit_verify_bundle(const char *path, const uint8_t *pubkey,
     }
     while (line_reader_next(&lr, &ln)) {
         n_all++;
-        last.len = 0;
+        kura_buf_clear(&last);
         if (!ln.too_long)
-            abuf_put(&last, ln.p, ln.len);
+            kura_buf_put(&last, ln.p, ln.len);
         last_term = ln.terminated;
     }
     line_reader_free(&lr);
-    if (!last_term || n_all < 2 || last.oom) {
+    if (!last_term || n_all < 2 || last.err) {
         e = kura_err_set(eb, KURA_ERR_TAMPER, "%s: not a complete bundle", path);
         goto out;
     }
@@ -412,7 +414,7 @@ enum kura_err kura_audit_verify_bundle(const char *path, const uint8_t *pubkey,
     }
     e = KURA_OK;
 out:
-    abuf_free(&last);
+    kura_buf_free(&last);
     close(fd);
     return e;
 }

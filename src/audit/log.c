@@ -24,7 +24,7 @@ struct waiter {
     struct waiter *next;
     enum waiter_kind kind;
     const char *reason;   /* checkpoints */
-    struct abuf middle;   /* records: `"actor":..,"details":{..}` */
+    struct kura_buf middle;   /* records: `"actor":..,"details":{..}` */
     struct timespec ts;
     uint64_t seq;
     enum kura_err err;
@@ -49,7 +49,7 @@ struct kura_audit {
     uint64_t since_ckpt;
     struct timespec last_ckpt;
     struct timespec last_head; /* when head.json was last written */
-    struct abuf wbuf;
+    struct kura_buf wbuf;
 
     /* Queue and commit token, under mu. */
     pthread_mutex_t mu;
@@ -79,7 +79,7 @@ static bool reserved_action(const char *a)
 }
 
 /* `"actor":..,"action":..,"object":..,"outcome":..,"details":{..}` */
-static enum kura_err build_middle(struct abuf *b, const char *actor, const char *action,
+static enum kura_err build_middle(struct kura_buf *b, const char *actor, const char *action,
                                   const char *object, const char *outcome, const char *details,
                                   struct kura_errbuf *eb)
 {
@@ -91,13 +91,13 @@ static enum kura_err build_middle(struct abuf *b, const char *actor, const char 
         if (n > KURA_AUDIT_MAX_FIELD)
             return kura_err_set(eb, KURA_ERR_RANGE, "audit: %s longer than %d bytes", names[i],
                                 KURA_AUDIT_MAX_FIELD);
-        abuf_printf(b, "%s\"%s\":", i ? "," : "", names[i]);
-        if (!abuf_json_str(b, vals[i], n))
+        kura_buf_printf(b, "%s\"%s\":", i ? "," : "", names[i]);
+        if (!audit_json_str(b, vals[i], n))
             return kura_err_set(eb, KURA_ERR_INVALID, "audit: %s is not valid UTF-8", names[i]);
     }
-    abuf_puts(b, ",\"details\":");
+    kura_buf_puts(b, ",\"details\":");
     if (!details || !*details) {
-        abuf_puts(b, "{}");
+        kura_buf_puts(b, "{}");
     } else {
         size_t dl = strlen(details);
         if (dl > KURA_AUDIT_MAX_DETAILS)
@@ -147,10 +147,10 @@ static enum kura_err build_middle(struct abuf *b, const char *actor, const char 
             free(s);
             return kura_err_set(eb, KURA_ERR_RANGE, "audit: details too deep or too long");
         }
-        abuf_put(b, s, sl);
+        kura_buf_put(b, s, sl);
         free(s);
     }
-    if (b->oom)
+    if (b->err)
         return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
     if (b->len > KURA_AUDIT_MAX_LINE - 512)
         return kura_err_set(eb, KURA_ERR_RANGE, "audit: record longer than %u bytes",
@@ -159,65 +159,65 @@ static enum kura_err build_middle(struct abuf *b, const char *actor, const char 
 }
 
 /* Appends one complete line (with '\n') to b and advances the chain. */
-static void format_line(struct kura_audit *log, struct abuf *b, const struct timespec *ts,
+static void format_line(struct kura_audit *log, struct kura_buf *b, const struct timespec *ts,
                         const char *middle, size_t middle_len, bool sign)
 {
     char t[KURA_TIME_LEN], hex[129];
     size_t start = b->len;
     kura_time_format(ts, t);
     uint64_t seq = log->last_seq + 1;
-    abuf_printf(b, "{\"seq\":%llu,\"time\":\"%s\",", (unsigned long long)seq, t);
-    abuf_put(b, middle, middle_len);
+    kura_buf_printf(b, "{\"seq\":%llu,\"time\":\"%s\",", (unsigned long long)seq, t);
+    kura_buf_put(b, middle, middle_len);
     sodium_bin2hex(hex, sizeof hex, log->last_hash, KURA_AUDIT_HASH_LEN);
-    abuf_printf(b, ",\"prev\":\"%s\"", hex);
-    if (b->oom)
+    kura_buf_printf(b, ",\"prev\":\"%s\"", hex);
+    if (b->err)
         return;
     if (sign) {
-        struct abuf m = {0};
+        struct kura_buf m = {0};
         uint8_t sig[KURA_KEYS_SIG_LEN];
-        abuf_puts(&m, DOM_CKPT);
-        abuf_put(&m, b->p + start, b->len - start);
-        if (m.oom) {
-            abuf_free(&m);
-            b->oom = true;
+        kura_buf_puts(&m, DOM_CKPT);
+        kura_buf_put(&m, b->p + start, b->len - start);
+        if (m.err) {
+            kura_buf_free(&m);
+            b->err = KURA_ERR_NOMEM;
             return;
         }
         kura_keys_sign(log->keys, m.p, m.len, sig);
-        abuf_free(&m);
+        kura_buf_free(&m);
         sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
-        abuf_printf(b, ",\"sig\":\"%s\"", hex);
+        kura_buf_printf(b, ",\"sig\":\"%s\"", hex);
     }
-    if (b->oom)
+    if (b->err)
         return;
     uint8_t tag[KURA_AUDIT_HASH_LEN];
     audit_tag(log->tag_key->data, b->p + start, b->len - start, tag);
     sodium_bin2hex(hex, sizeof hex, tag, sizeof tag);
-    abuf_printf(b, ",\"tag\":\"%s\"}", hex);
-    if (b->oom)
+    kura_buf_printf(b, ",\"tag\":\"%s\"}", hex);
+    if (b->err)
         return;
     audit_line_hash(b->p + start, b->len - start, log->last_hash);
-    abuf_put(b, "\n", 1);
+    kura_buf_put(b, "\n", 1);
     log->last_seq = seq;
 }
 
-static void format_internal(struct kura_audit *log, struct abuf *b, const char *action,
+static void format_internal(struct kura_audit *log, struct kura_buf *b, const char *action,
                             const char *outcome, const char *details_json, bool sign)
 {
-    struct abuf m = {0};
+    struct kura_buf m = {0};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    abuf_printf(&m, "\"actor\":\"node\",\"action\":\"%s\",\"object\":\"audit-log\",\"outcome\":\"%s\","
-                    "\"details\":%s", action, outcome, details_json);
-    if (m.oom)
-        b->oom = true;
+    kura_buf_printf(&m, "\"actor\":\"node\",\"action\":\"%s\",\"object\":\"audit-log\","
+                        "\"outcome\":\"%s\",\"details\":%s", action, outcome, details_json);
+    if (m.err)
+        b->err = KURA_ERR_NOMEM;
     else
         format_line(log, b, &ts, m.p, m.len, sign);
-    abuf_free(&m);
+    kura_buf_free(&m);
 }
 
 /* Checkpoint: a signed record covering everything before it. Returns nothing; the caller
  * records that the head must be rewritten. */
-static void format_checkpoint(struct kura_audit *log, struct abuf *b, const char *reason)
+static void format_checkpoint(struct kura_audit *log, struct kura_buf *b, const char *reason)
 {
     char d[256];
     snprintf(d, sizeof d, "{\"log\":\"%s\",\"key_id\":\"%s\",\"reason\":\"%s\"}", log->log_hex,
@@ -383,7 +383,7 @@ out:
 /* Brings the chain state up to date with the file (another process may have appended, or a
  * crash left a torn tail) and appends to b what repairs the tail: a newline for an unterminated
  * complete record, or a newline and a seal record covering garbage lines. */
-static enum kura_err sync_tail(struct kura_audit *log, struct abuf *b, bool force,
+static enum kura_err sync_tail(struct kura_audit *log, struct kura_buf *b, bool force,
                                struct kura_audit_open_info *info, struct kura_errbuf *eb)
 {
     struct stat st;
@@ -405,27 +405,27 @@ static enum kura_err sync_tail(struct kura_audit *log, struct abuf *b, bool forc
     if (!t->last_is_ckpt && log->since_ckpt == 0)
         log->since_ckpt = 1; /* unknown how many; make sure a checkpoint follows */
     if (t->need_nl) {
-        abuf_put(b, "\n", 1);
+        kura_buf_put(b, "\n", 1);
         if (info)
             info->completed = true;
     } else if (t->n_g) {
-        struct abuf d = {0};
+        struct kura_buf d = {0};
         if (t->unterminated)
-            abuf_put(b, "\n", 1);
-        abuf_puts(&d, "{\"torn\":[");
+            kura_buf_put(b, "\n", 1);
+        kura_buf_puts(&d, "{\"torn\":[");
         uint64_t total = 0;
         for (uint32_t i = 0; i < t->n_g; i++) {
             char hh[65];
             sodium_bin2hex(hh, sizeof hh, t->g[i].hash, KURA_AUDIT_HASH_LEN);
-            abuf_printf(&d, "%s{\"offset\":%llu,\"len\":%llu,\"hash\":\"%s\"}", i ? "," : "",
-                        (unsigned long long)t->g[i].off, (unsigned long long)t->g[i].len, hh);
+            kura_buf_printf(&d, "%s{\"offset\":%llu,\"len\":%llu,\"hash\":\"%s\"}", i ? "," : "",
+                            (unsigned long long)t->g[i].off, (unsigned long long)t->g[i].len, hh);
         }
         total = (uint64_t)st.st_size - t->g[0].off;
-        abuf_printf(&d, "],\"reason\":\"incomplete write (crash) found at open\",\"bytes\":%llu}",
-                    (unsigned long long)total);
-        format_internal(log, b, ACT_SEAL, "sealed", d.oom ? "{}" : d.p, false);
+        kura_buf_printf(&d, "],\"reason\":\"incomplete write (crash) found at open\","
+                            "\"bytes\":%llu}", (unsigned long long)total);
+        format_internal(log, b, ACT_SEAL, "sealed", d.err ? "{}" : d.p, false);
         log->since_ckpt++;
-        abuf_free(&d);
+        kura_buf_free(&d);
         if (info) {
             info->sealed = true;
             info->torn_offset = t->g[0].off;
@@ -435,7 +435,7 @@ static enum kura_err sync_tail(struct kura_audit *log, struct abuf *b, bool forc
         }
     }
     free(t);
-    return b->oom ? kura_err_set(eb, KURA_ERR_NOMEM, "out of memory") : KURA_OK;
+    return b->err ? kura_err_set(eb, KURA_ERR_NOMEM, "out of memory") : KURA_OK;
 }
 
 /* ---- commit ---- */
@@ -450,9 +450,9 @@ static void lock_file(int fd, int op)
  * rewrites the head after a checkpoint. Runs without log->mu, holding the commit token. */
 static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct kura_errbuf *eb)
 {
-    struct abuf *b = &log->wbuf;
-    b->len = 0;
-    b->oom = false;
+    struct kura_buf *b = &log->wbuf;
+    kura_buf_clear(b);
+    b->err = KURA_OK; /* a batch does not inherit the last one's failure */
     enum kura_err e;
     bool ckpt = false, head_now = false;
     uint64_t ckpt_seq = 0;
@@ -490,7 +490,7 @@ static enum kura_err commit(struct kura_audit *log, struct waiter *batch, struct
         ckpt_seq = log->last_seq;
         memcpy(ckpt_hash, log->last_hash, sizeof ckpt_hash);
     }
-    if (b->oom) {
+    if (b->err) {
         e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -604,7 +604,7 @@ enum kura_err kura_audit_append(struct kura_audit *log, const char *actor, const
     if (!e && out_seq)
         *out_seq = w.seq;
 out:
-    abuf_free(&w.middle);
+    kura_buf_free(&w.middle);
     return e;
 }
 
@@ -663,7 +663,7 @@ static enum kura_err create_log(struct kura_audit *log, struct kura_errbuf *eb)
     char tmp[KURA_MAX_PATH];
     uint8_t id[LOG_ID_LEN];
     enum kura_err e;
-    struct abuf b = {0}, d = {0};
+    struct kura_buf b = {0}, d = {0};
     char pub[KURA_KEYS_PUBLIC_TEXT_LEN];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", log->log_path) >= (int)sizeof tmp)
         return kura_err_set(eb, KURA_ERR_RANGE, "path too long");
@@ -672,19 +672,19 @@ static enum kura_err create_log(struct kura_audit *log, struct kura_errbuf *eb)
     kura_keys_format_public(log->pk, pub);
     memset(log->last_hash, 0, sizeof log->last_hash);
     log->last_seq = 0;
-    abuf_printf(&d, "{\"format\":\"%s\",\"log\":\"%s\",\"key_id\":\"%s\",\"public\":\"%s\"}",
-                AUDIT_FORMAT, log->log_hex, log->key_id, pub);
-    format_internal(log, &b, ACT_GENESIS, "ok", d.oom ? "{}" : d.p, false);
+    kura_buf_printf(&d, "{\"format\":\"%s\",\"log\":\"%s\",\"key_id\":\"%s\",\"public\":\"%s\"}",
+                    AUDIT_FORMAT, log->log_hex, log->key_id, pub);
+    format_internal(log, &b, ACT_GENESIS, "ok", d.err ? "{}" : d.p, false);
     format_checkpoint(log, &b, "genesis");
-    abuf_free(&d);
-    if (b.oom) {
-        abuf_free(&b);
+    kura_buf_free(&d);
+    if (b.err) {
+        kura_buf_free(&b);
         return kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
     }
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        abuf_free(&b);
+        kura_buf_free(&b);
         return kura_err_set(eb, KURA_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
     e = write_all(fd, b.p, b.len, tmp, eb);
@@ -699,7 +699,7 @@ static enum kura_err create_log(struct kura_audit *log, struct kura_errbuf *eb)
         e = kura_state_sync_parent(log->log_path, eb);
     if (e)
         unlink(tmp);
-    abuf_free(&b);
+    kura_buf_free(&b);
     return e;
 }
 
@@ -815,7 +815,7 @@ enum kura_err kura_audit_open(const char *state_dir, struct kura_keys *keys,
         (e = read_genesis(log, eb)))
         goto fail;
     log->since_ckpt = 0;
-    log->wbuf.len = 0;
+    kura_buf_clear(&log->wbuf);
     if ((e = sync_tail(log, &log->wbuf, true, info, eb)))
         goto fail;
     if (log->wbuf.len) {
@@ -877,7 +877,7 @@ enum kura_err kura_audit_close(struct kura_audit *log, struct kura_errbuf *eb)
     if (log->lock_fd >= 0)
         close(log->lock_fd);
     kura_secret_destroy(log->tag_key);
-    abuf_free(&log->wbuf);
+    kura_buf_free(&log->wbuf);
     pthread_mutex_destroy(&log->mu);
     pthread_cond_destroy(&log->timer_cv);
     free(log);

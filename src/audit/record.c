@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,67 +12,7 @@
 #include "core/limits.h"
 #include "core/util.h"
 
-/* ---- buffer ---- */
-
-static bool abuf_reserve(struct abuf *b, size_t n)
-{
-    size_t need;
-    if (b->oom || kura_add_overflow(b->len, n, &need) || kura_add_overflow(need, 1, &need)) {
-        b->oom = true;
-        return false;
-    }
-    if (need <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) {
-        if (kura_mul_overflow(cap, 2, &cap)) {
-            b->oom = true;
-            return false;
-        }
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void abuf_put(struct abuf *b, const void *s, size_t n)
-{
-    if (!abuf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-void abuf_puts(struct abuf *b, const char *s)
-{
-    abuf_put(b, s, strlen(s));
-}
-
-void abuf_printf(struct abuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        b->oom = true;
-        return;
-    }
-    abuf_put(b, tmp, (size_t)n);
-}
-
-void abuf_free(struct abuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
+/* ---- JSON strings ---- */
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -108,31 +47,31 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-bool abuf_json_str(struct abuf *b, const char *s, size_t n)
+bool audit_json_str(struct kura_buf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    abuf_put(b, "\"", 1);
+    kura_buf_put(b, "\"", 1);
     size_t i = 0;
     while (i < n) {
         unsigned char c = u[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            abuf_put(b, e, 2);
+            kura_buf_put(b, e, 2);
             i++;
         } else if (c < 0x20 || c == 0x7f) {
             char e[8];
             snprintf(e, sizeof e, "\\u%04x", c);
-            abuf_put(b, e, 6);
+            kura_buf_put(b, e, 6);
             i++;
         } else {
             size_t l = utf8_len(u + i, n - i);
             if (!l)
                 return false;
-            abuf_put(b, u + i, l);
+            kura_buf_put(b, u + i, l);
             i += l;
         }
     }
-    abuf_put(b, "\"", 1);
+    kura_buf_put(b, "\"", 1);
     return true;
 }
 
