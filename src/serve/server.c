@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/limits.h"
 #include "kura/apikey.h"
 #include "kura/chat.h"
@@ -138,10 +139,10 @@ struct gen {
     char rid[48];
     long created;
     double t0, t_first; /* submit time, first token time (0: none yet) */
-    /* output: SSE bytes still to send (stream) or the whole text (non-stream) */
-    char *out;
-    size_t out_len, out_cap, out_sent;
-    bool oom;
+    /* output: SSE bytes still to send (stream) or the whole text (non-stream); out.err set:
+     * out of memory, the output is incomplete */
+    struct kura_buf out;
+    size_t out_sent;
     json_t *lp;        /* non-stream: chat logprobs content array / completion logprobs object */
     size_t text_off;   /* completion logprobs text_offset */
     enum kura_finish finish;
@@ -168,7 +169,7 @@ static void gen_unref(struct gen *g)
         return;
     atomic_fetch_sub(&g->srv->live_gens, 1);
     pthread_mutex_destroy(&g->mu);
-    free(g->out);
+    kura_buf_free(&g->out);
     json_decref(g->lp);
     if (g->ereq) {
         api_request_deinit(g->ereq);
@@ -183,28 +184,6 @@ static void gen_unref(struct gen *g)
     free(g->up_contents);
     free(g->up_params);
     free(g);
-}
-
-static bool out_append(struct gen *g, const char *s, size_t n)
-{
-    if (g->oom)
-        return false;
-    if (g->out_len + n + 1 > g->out_cap) {
-        size_t cap = g->out_cap ? g->out_cap : 1024;
-        while (cap < g->out_len + n + 1)
-            cap *= 2;
-        char *p = realloc(g->out, cap);
-        if (!p) {
-            g->oom = true;
-            return false;
-        }
-        g->out = p;
-        g->out_cap = cap;
-    }
-    memcpy(g->out + g->out_len, s, n);
-    g->out_len += n;
-    g->out[g->out_len] = 0;
-    return true;
 }
 
 /* Valid UTF-8? (Event text always is; token pieces need not be.) */
@@ -354,12 +333,12 @@ static void sse_emit(struct gen *g, json_t *o)
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s) {
-        g->oom = true;
+        g->out.err = KURA_ERR_NOMEM;
         return;
     }
-    out_append(g, "data: ", 6);
-    out_append(g, s, strlen(s));
-    out_append(g, "\n\n", 2);
+    kura_buf_put(&g->out, "data: ", 6);
+    kura_buf_put(&g->out, s, strlen(s));
+    kura_buf_put(&g->out, "\n\n", 2);
     free(s);
 }
 
@@ -398,9 +377,9 @@ static void sse_finish(struct gen *g, const struct api_error *err, int32_t n_pro
     if (err) {
         char *js = api_error_json(err);
         if (js) {
-            out_append(g, "data: ", 6);
-            out_append(g, js, strlen(js));
-            out_append(g, "\n\n", 2);
+            kura_buf_put(&g->out, "data: ", 6);
+            kura_buf_put(&g->out, js, strlen(js));
+            kura_buf_put(&g->out, "\n\n", 2);
         }
         free(js);
     } else {
@@ -412,7 +391,7 @@ static void sse_finish(struct gen *g, const struct api_error *err, int32_t n_pro
             sse_emit(g, o);
         }
     }
-    out_append(g, "data: [DONE]\n\n", 14);
+    kura_buf_put(&g->out, "data: [DONE]\n\n", 14);
 }
 
 /* Scheduler callback (scheduler thread). */
@@ -461,7 +440,7 @@ static bool on_event(void *ud, const struct kura_sched_event *ev)
         if (ev->text_len || lp)
             sse_chunk(g, ev->text ? ev->text : "", ev->text_len, lp, NULL, false);
     } else if (ev->text_len) {
-        out_append(g, ev->text, ev->text_len);
+        kura_buf_put(&g->out, ev->text, ev->text_len);
     }
     if (ev->done) {
         g->done = true;
@@ -815,57 +794,20 @@ static enum MHD_Result do_models(struct conn *c, struct MHD_Connection *mc, cons
     return send_json(c, mc, 200, o);
 }
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-};
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->n + (size_t)k + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
 static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
 {
     struct kura_server *s = c->srv;
-    struct sbuf b = {0};
+    struct kura_buf b = {0};
     pthread_mutex_lock(&s->m.mu);
-    sb_printf(&b, "# HELP kura_http_requests_total HTTP requests by route and status.\n"
-                  "# TYPE kura_http_requests_total counter\n");
+    kura_buf_printf(&b, "# HELP kura_http_requests_total HTTP requests by route and status.\n"
+                        "# TYPE kura_http_requests_total counter\n");
     for (int r = 0; r < R__N; r++)
         for (int i = 0; i < N_STATUS && s->m.req[r][i].status; i++)
-            sb_printf(&b, "kura_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                      route_path[r], s->m.req[r][i].status,
-                      (unsigned long long)s->m.req[r][i].n);
-    sb_printf(&b, "# HELP kura_http_request_duration_seconds Time from request to last byte "
-                  "queued, by route.\n# TYPE kura_http_request_duration_seconds histogram\n");
+            kura_buf_printf(&b, "kura_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                            route_path[r], s->m.req[r][i].status,
+                            (unsigned long long)s->m.req[r][i].n);
+    kura_buf_printf(&b, "# HELP kura_http_request_duration_seconds Time from request to last byte "
+                        "queued, by route.\n# TYPE kura_http_request_duration_seconds histogram\n");
     for (int r = 0; r < R__N; r++) {
         if (!s->m.hist_n[r])
             continue;
@@ -873,20 +815,22 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
         for (int i = 0; i <= N_BUCKETS; i++) {
             cum += s->m.hist[r][i];
             if (i < N_BUCKETS)
-                sb_printf(&b, "kura_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-                              "%llu\n", route_path[r], bucket_le[i], (unsigned long long)cum);
+                kura_buf_printf(&b, "kura_http_request_duration_seconds_bucket"
+                                    "{route=\"%s\",le=\"%g\"} %llu\n",
+                                route_path[r], bucket_le[i], (unsigned long long)cum);
             else
-                sb_printf(&b, "kura_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
-                              " %llu\n", route_path[r], (unsigned long long)cum);
+                kura_buf_printf(&b, "kura_http_request_duration_seconds_bucket"
+                                    "{route=\"%s\",le=\"+Inf\"} %llu\n",
+                                route_path[r], (unsigned long long)cum);
         }
-        sb_printf(&b, "kura_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-                  route_path[r], s->m.hist_sum[r]);
-        sb_printf(&b, "kura_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                  route_path[r], (unsigned long long)s->m.hist_n[r]);
+        kura_buf_printf(&b, "kura_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+                        route_path[r], s->m.hist_sum[r]);
+        kura_buf_printf(&b, "kura_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                        route_path[r], (unsigned long long)s->m.hist_n[r]);
     }
-    sb_printf(&b, "# HELP kura_time_to_first_token_seconds Time from submitting a generation "
-                  "to its first token, by model.\n"
-                  "# TYPE kura_time_to_first_token_seconds histogram\n");
+    kura_buf_printf(&b, "# HELP kura_time_to_first_token_seconds Time from submitting a generation "
+                        "to its first token, by model.\n"
+                        "# TYPE kura_time_to_first_token_seconds histogram\n");
     for (int mi = 0; mi < s->n_models; mi++) {
         if (!s->m.ttft_n[mi])
             continue;
@@ -898,24 +842,25 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
                 snprintf(le, sizeof le, "%g", bucket_le[i]);
             else
                 snprintf(le, sizeof le, "+Inf");
-            sb_printf(&b, "kura_time_to_first_token_seconds_bucket{model=\"%s\",le=\"%s\"} %llu\n",
-                      s->models[mi].name, le, (unsigned long long)cum);
+            kura_buf_printf(&b, "kura_time_to_first_token_seconds_bucket"
+                                "{model=\"%s\",le=\"%s\"} %llu\n",
+                            s->models[mi].name, le, (unsigned long long)cum);
         }
-        sb_printf(&b, "kura_time_to_first_token_seconds_sum{model=\"%s\"} %.6f\n",
-                  s->models[mi].name, s->m.ttft_sum[mi]);
-        sb_printf(&b, "kura_time_to_first_token_seconds_count{model=\"%s\"} %llu\n",
-                  s->models[mi].name, (unsigned long long)s->m.ttft_n[mi]);
+        kura_buf_printf(&b, "kura_time_to_first_token_seconds_sum{model=\"%s\"} %.6f\n",
+                        s->models[mi].name, s->m.ttft_sum[mi]);
+        kura_buf_printf(&b, "kura_time_to_first_token_seconds_count{model=\"%s\"} %llu\n",
+                        s->models[mi].name, (unsigned long long)s->m.ttft_n[mi]);
     }
-    sb_printf(&b, "# HELP kura_auth_failures_total Requests refused for a missing or invalid "
-                  "API key.\n# TYPE kura_auth_failures_total counter\nkura_auth_failures_total "
-                  "%llu\n", (unsigned long long)s->m.auth_fail);
-    sb_printf(&b, "# HELP kura_rate_limited_total Requests refused by a per-key rate limit.\n"
-                  "# TYPE kura_rate_limited_total counter\nkura_rate_limited_total %llu\n",
-              (unsigned long long)s->m.rate_limited);
+    kura_buf_printf(&b, "# HELP kura_auth_failures_total Requests refused for a missing or "
+                        "invalid API key.\n# TYPE kura_auth_failures_total counter\n"
+                        "kura_auth_failures_total %llu\n", (unsigned long long)s->m.auth_fail);
+    kura_buf_printf(&b, "# HELP kura_rate_limited_total Requests refused by a per-key rate limit.\n"
+                        "# TYPE kura_rate_limited_total counter\nkura_rate_limited_total %llu\n",
+                    (unsigned long long)s->m.rate_limited);
     pthread_mutex_unlock(&s->m.mu);
-    sb_printf(&b, "# HELP kura_open_connections HTTP connections being served.\n"
-                  "# TYPE kura_open_connections gauge\nkura_open_connections %d\n",
-              atomic_load(&s->open_conns));
+    kura_buf_printf(&b, "# HELP kura_open_connections HTTP connections being served.\n"
+                        "# TYPE kura_open_connections gauge\nkura_open_connections %d\n",
+                    atomic_load(&s->open_conns));
     static const char *const names[][3] = {
         {"kura_tokens_prompt_total", "counter", "Prompt tokens evaluated."},
         {"kura_tokens_generated_total", "counter", "Tokens generated."},
@@ -931,8 +876,8 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
     for (int i = 0; i < s->n_models; i++)
         kura_sched_stats(s->models[i].sched, &st[i]);
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", names[k][0], names[k][2], names[k][0],
-                  names[k][1]);
+        kura_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", names[k][0], names[k][2], names[k][0],
+                        names[k][1]);
         for (int i = 0; i < s->n_models; i++) {
             const struct kura_sched_stats *t = &st[i];
             double v = k == 0   ? (double)t->tokens_prompt
@@ -945,23 +890,21 @@ static enum MHD_Result do_metrics(struct conn *c, struct MHD_Connection *mc)
                        : k == 7 ? (t->kv_total_cells ? (double)t->kv_used_cells /
                                                            (double)t->kv_total_cells : 0.0)
                                 : (double)t->steps;
-            sb_printf(&b, "%s{model=\"%s\"} %.17g\n", names[k][0], s->models[i].name, v);
+            kura_buf_printf(&b, "%s{model=\"%s\"} %.17g\n", names[k][0], s->models[i].name, v);
         }
     }
-    sb_printf(&b, "# HELP kura_request_tokens_total Tokens in answered API requests, by model "
-                  "and kind (prompt: tokens in; completion: tokens out).\n"
-                  "# TYPE kura_request_tokens_total counter\n");
+    kura_buf_printf(&b, "# HELP kura_request_tokens_total Tokens in answered API requests, by "
+                        "model and kind (prompt: tokens in; completion: tokens out).\n"
+                        "# TYPE kura_request_tokens_total counter\n");
     for (int i = 0; i < s->n_models; i++) {
-        sb_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"prompt\"} %llu\n",
-                  s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_in));
-        sb_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"completion\"} %llu\n",
-                  s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_out));
+        kura_buf_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"prompt\"} %llu\n",
+                        s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_in));
+        kura_buf_printf(&b, "kura_request_tokens_total{model=\"%s\",kind=\"completion\"} %llu\n",
+                        s->models[i].name, (unsigned long long)atomic_load(&s->models[i].tok_out));
     }
-    if (b.oom) {
-        free(b.p);
-        return MHD_NO;
-    }
-    return send_body(c, mc, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, 0);
+    /* NULL (out of memory) makes send_body refuse */
+    return send_body(c, mc, 200, "text/plain; version=0.0.4; charset=utf-8", kura_buf_take(&b),
+                     0);
 }
 
 /* ---- generation routes ---- */
@@ -1015,17 +958,19 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     pthread_mutex_lock(&g->mu);
     ssize_t r;
-    if (g->out_sent < g->out_len) {
-        size_t n = g->out_len - g->out_sent;
+    if (g->out_sent < g->out.len) {
+        size_t n = g->out.len - g->out_sent;
         if (n > max)
             n = max;
-        memcpy(buf, g->out + g->out_sent, n);
+        memcpy(buf, g->out.p + g->out_sent, n);
         g->out_sent += n;
-        if (g->out_sent == g->out_len)
-            g->out_sent = g->out_len = 0; /* reuse the buffer */
+        if (g->out_sent == g->out.len) {
+            g->out_sent = 0;
+            kura_buf_clear(&g->out); /* reuse the buffer */
+        }
         r = (ssize_t)n;
-    } else if (g->done || g->oom) {
-        r = g->oom ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+    } else if (g->done || g->out.err) {
+        r = g->out.err ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         suspend_locked(g);
         r = 0;
@@ -1200,8 +1145,8 @@ static enum kura_err upstream_text(void *ud, const char *text, size_t len)
     if (g->stream)
         sse_chunk(g, text, len, NULL, NULL, false);
     else
-        out_append(g, text, len);
-    bool oom = g->oom;
+        kura_buf_put(&g->out, text, len);
+    bool oom = g->out.err != KURA_OK;
     bool resume = g->stream && g->suspended;
     if (resume)
         g->suspended = false;
@@ -1494,15 +1439,15 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
     if (g->finish == KURA_FINISH_CANCELLED && atomic_load(&c->srv->stopping))
         return send_err(c, mc, 503, "server_error", NULL, "shutting_down",
                         "the server is shutting down", 5);
-    if (g->up_dest && g->err && !g->oom) {
+    if (g->up_dest && g->err && !g->out.err) {
         struct api_error e;
         api_error_set(&e, 502, "server_error", NULL, "upstream_error",
                       "the upstream '%s' failed: %s", g->up_dest, kura_err_str(g->err));
         return send_error(c, mc, &e, 0);
     }
-    if (g->err || g->oom)
+    if (g->err || g->out.err)
         return send_err(c, mc, 500, "server_error", NULL, NULL,
-                        g->oom ? "out of memory" : kura_err_str(g->err), 0);
+                        g->out.err ? "out of memory" : kura_err_str(g->err), 0);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(g->rid));
     json_object_set_new(o, "object",
@@ -1512,11 +1457,11 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
     json_object_set_new(o, "system_fingerprint", json_string("kura"));
     json_t *ch = json_object();
     json_object_set_new(ch, "index", json_integer(0));
-    const char *txt = g->out ? g->out : "";
+    const char *txt = g->out.p ? g->out.p : "";
     if (g->route == R_CHAT) {
         json_t *msg = json_object();
         json_object_set_new(msg, "role", json_string("assistant"));
-        json_object_set_new(msg, "content", jstr(txt, g->out_len));
+        json_object_set_new(msg, "content", jstr(txt, g->out.len));
         json_object_set_new(msg, "refusal", json_null());
         json_object_set_new(ch, "message", msg);
         if (g->lp) {
@@ -1528,7 +1473,7 @@ static enum MHD_Result gen_respond(struct conn *c, struct MHD_Connection *mc)
             json_object_set_new(ch, "logprobs", json_null());
         }
     } else {
-        json_object_set_new(ch, "text", jstr(txt, g->out_len));
+        json_object_set_new(ch, "text", jstr(txt, g->out.len));
         json_object_set_new(ch, "logprobs", g->lp ? json_incref(g->lp) : json_null());
     }
     json_object_set_new(ch, "finish_reason", json_string(finish_name(g->finish)));
@@ -1909,8 +1854,8 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         }
         if (g->done && g->route != R_EMBED)
             finish = kura_finish_name(g->finish);
-        if (s->cfg.log_prompts && !g->stream && g->out)
-            out_text = strndup(g->out, g->out_len);
+        if (s->cfg.log_prompts && !g->stream && g->out.p)
+            out_text = strndup(g->out.p, g->out.len);
         pthread_mutex_unlock(&g->mu);
         if (cancel)
             kura_sched_cancel(c->mrt->sched, id);
