@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/limits.h"
 
 struct answer {
-    char *s;
-    size_t n, cap, max;
+    struct kura_buf text; /* .max: the response limit (KURA_ERR_RANGE beyond) */
     kura_egress_text_fn fn;
     void *ud;
 };
@@ -18,21 +18,9 @@ struct answer {
 static enum kura_err answer_put(void *ud, const char *data, size_t len)
 {
     struct answer *a = ud;
-    if (a->n + len > a->max)
-        return KURA_ERR_RANGE;
-    if (a->n + len + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 1024;
-        while (cap < a->n + len + 1)
-            cap *= 2;
-        char *s = realloc(a->s, cap);
-        if (!s)
-            return KURA_ERR_NOMEM;
-        a->s = s;
-        a->cap = cap;
-    }
-    memcpy(a->s + a->n, data, len);
-    a->n += len;
-    a->s[a->n] = 0;
+    enum kura_err e = kura_buf_put(&a->text, data, len);
+    if (e)
+        return e;
     return a->fn ? a->fn(a->ud, data, len) : KURA_OK;
 }
 
@@ -40,34 +28,11 @@ static enum kura_err answer_put(void *ud, const char *data, size_t len)
 struct body {
     bool stream;
     struct kura_restorer *rest;
-    char *buf; /* whole body, or the unfinished SSE line */
-    size_t n, cap, max;
+    struct kura_buf buf; /* whole body, or the unfinished SSE line; .max: the response limit */
     size_t received;
     bool done;
     enum kura_err err;
 };
-
-static int buf_put(struct body *b, const char *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        if (cap > b->max + 1)
-            cap = b->max + 1;
-        if (b->n + n + 1 > cap)
-            return -1;
-        char *s = realloc(b->buf, cap);
-        if (!s)
-            return -1;
-        b->buf = s;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->n, d, n);
-    b->n += n;
-    b->buf[b->n] = 0;
-    return 0;
-}
 
 /* One SSE line: "data: {json}" with choices[0].delta.content. */
 static enum kura_err sse_line(struct body *b, const char *line, size_t len)
@@ -100,18 +65,18 @@ static enum kura_err on_body(void *ud, const char *data, size_t len)
 {
     struct body *b = ud;
     b->received += len;
-    if (!b->stream)
-        return buf_put(b, data, len) ? KURA_ERR_RANGE : KURA_OK;
+    if (!b->stream) /* any failure, out of memory too, reads as a too big answer */
+        return kura_buf_put(&b->buf, data, len) ? KURA_ERR_RANGE : KURA_OK;
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n') {
-            size_t l = b->n;
-            if (l && b->buf[l - 1] == '\r')
+            size_t l = b->buf.len;
+            if (l && b->buf.p[l - 1] == '\r')
                 l--;
-            enum kura_err e = sse_line(b, b->buf ? b->buf : "", l);
-            b->n = 0;
+            enum kura_err e = sse_line(b, b->buf.p ? b->buf.p : "", l);
+            kura_buf_clear(&b->buf);
             if (e)
                 return e;
-        } else if (buf_put(b, data + i, 1)) {
+        } else if (kura_buf_put(&b->buf, data + i, 1)) {
             return KURA_ERR_RANGE;
         }
     }
@@ -257,7 +222,7 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
     }
     res->bytes_sent = strlen(body_json);
     size_t max = opt && opt->max_response ? opt->max_response : KURA_EGRESS_MAX_RESPONSE;
-    ans.max = max;
+    ans.text.max = max;
     ans.fn = on_text;
     ans.ud = ud;
     e = kura_restorer_create(ps, answer_put, &ans, &rest);
@@ -265,7 +230,7 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
         goto done;
     b.stream = stream;
     b.rest = rest;
-    b.max = max;
+    b.buf.max = max;
     /* the record comes first: an egress without its audit record never happens */
     e = audit_rec(audit, "policy.egress", res, d, stream, "sending", "started", eb);
     if (e)
@@ -279,7 +244,7 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
                            &res->http_status, NULL, eb);
     res->bytes_received = b.received;
     if (!e && !stream) {
-        json_t *j = json_loadb(b.buf ? b.buf : "", b.n, 0, NULL);
+        json_t *j = json_loadb(b.buf.p ? b.buf.p : "", b.buf.len, 0, NULL);
         json_t *c = json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
                                                     "message"), "content");
         if (!json_is_string(c))
@@ -287,8 +252,8 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
         else
             e = kura_restorer_feed(rest, json_string_value(c), json_string_length(c));
         json_decref(j);
-    } else if (!e && stream && b.n) {
-        e = sse_line(&b, b.buf, b.n); /* last line without newline */
+    } else if (!e && stream && b.buf.len) {
+        e = sse_line(&b, b.buf.p, b.buf.len); /* last line without newline */
     }
     if (!e)
         e = kura_restorer_finish(rest);
@@ -296,14 +261,10 @@ enum kura_err kura_egress_chat(const struct kura_detector *det, const struct kur
     if (!e && ae)
         e = kura_err_set(eb, ae, "audit append failed after egress");
     if (!e) {
-        if (!ans.s) {
-            ans.s = calloc(1, 1);
-            if (!ans.s)
-                e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
-        }
-        res->answer = ans.s;
-        res->answer_len = ans.n;
-        ans.s = NULL;
+        res->answer_len = ans.text.len;
+        res->answer = kura_buf_take(&ans.text);
+        if (!res->answer)
+            e = kura_err_set(eb, KURA_ERR_NOMEM, "out of memory");
     }
 done:
     if (rw)
@@ -316,8 +277,8 @@ done:
     kura_pseudo_destroy(ps);
     json_decref(req);
     free(body_json);
-    free(b.buf);
-    free(ans.s);
+    kura_buf_free(&b.buf);
+    kura_buf_free(&ans.text);
     if (e) {
         kura_policy_result_free(&res->policy);
         free(res->answer);

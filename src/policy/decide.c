@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/limits.h"
 #include "policy/policy_int.h"
 
@@ -272,28 +273,9 @@ enum kura_err kura_restorer_finish(struct kura_restorer *r)
     return KURA_OK;
 }
 
-struct collect {
-    char *s;
-    size_t n, cap;
-};
-
 static enum kura_err collect_fn(void *ud, const char *data, size_t len)
 {
-    struct collect *c = ud;
-    if (c->n + len + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 256;
-        while (cap < c->n + len + 1)
-            cap *= 2;
-        char *s = realloc(c->s, cap);
-        if (!s)
-            return KURA_ERR_NOMEM;
-        c->s = s;
-        c->cap = cap;
-    }
-    memcpy(c->s + c->n, data, len);
-    c->n += len;
-    c->s[c->n] = 0;
-    return KURA_OK;
+    return kura_buf_put(ud, data, len);
 }
 
 enum kura_err kura_pseudo_restore(const struct kura_pseudo *p, const char *text, size_t len,
@@ -301,7 +283,7 @@ enum kura_err kura_pseudo_restore(const struct kura_pseudo *p, const char *text,
 {
     *out = NULL;
     *out_len = 0;
-    struct collect c = {0};
+    struct kura_buf c = {0};
     struct kura_restorer *r;
     enum kura_err e = kura_restorer_create(p, collect_fn, &c, &r);
     if (e)
@@ -310,14 +292,14 @@ enum kura_err kura_pseudo_restore(const struct kura_pseudo *p, const char *text,
     if (!e)
         e = kura_restorer_finish(r);
     kura_restorer_destroy(r);
-    if (!e && !c.s)
-        e = collect_fn(&c, "", 0);
     if (e) {
-        free(c.s);
+        kura_buf_free(&c);
         return e;
     }
-    *out = c.s;
-    *out_len = c.n;
+    size_t n = c.len;
+    if (!(*out = kura_buf_take(&c)))
+        return c.err;
+    *out_len = n;
     return KURA_OK;
 }
 
