@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/limits.h"
-#include "core/util.h"
 
 static const char *const tmpl_names[KURA_CHAT_TMPL__COUNT] = {
     [KURA_CHAT_TMPL_UNKNOWN] = "unknown",
@@ -83,45 +83,6 @@ enum kura_chat_tmpl kura_chat_tmpl_detect(const char *src)
     return KURA_CHAT_TMPL_UNKNOWN;
 }
 
-/* ---- output buffer with a hard cap ------------------------------------------------------------ */
-
-struct sb {
-    char *p;
-    size_t len, cap;
-    enum kura_err err; /* sticky: the first failure */
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
-{
-    if (b->err)
-        return;
-    size_t need;
-    if (kura_add_overflow(b->len, n, &need) || need >= KURA_CHAT_MAX_BYTES) {
-        b->err = KURA_ERR_RANGE;
-        return;
-    }
-    if (need + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < need + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->err = KURA_ERR_NOMEM;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len = need;
-    b->p[b->len] = 0;
-}
-
-static void sb_puts(struct sb *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
 enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT };
@@ -132,14 +93,14 @@ static bool is_ws(char c)
 }
 
 /* Content with leading and trailing ASCII whitespace removed (llama.cpp's trim()). */
-static void put_trimmed(struct sb *b, const char *s)
+static void put_trimmed(struct kura_buf *b, const char *s)
 {
     size_t n = strlen(s), i = 0;
     while (i < n && is_ws(s[i]))
         i++;
     while (n > i && is_ws(s[n - 1]))
         n--;
-    sb_put(b, s + i, n - i);
+    kura_buf_put(b, s + i, n - i);
 }
 
 /* A role for an error message: at most 32 bytes, non-printable bytes as '?'. */
@@ -157,89 +118,89 @@ static void role_for_msg(const char *role, char out[40])
 
 /* ---- the formats ------------------------------------------------------------------------------ */
 
-static void fmt_chatml(struct sb *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
+static void fmt_chatml(struct kura_buf *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_puts(b, "<|im_start|>");
-        sb_puts(b, m[i].role);
-        sb_puts(b, "\n");
-        sb_puts(b, m[i].content);
-        sb_puts(b, "<|im_end|>\n");
+        kura_buf_puts(b, "<|im_start|>");
+        kura_buf_puts(b, m[i].role);
+        kura_buf_puts(b, "\n");
+        kura_buf_puts(b, m[i].content);
+        kura_buf_puts(b, "<|im_end|>\n");
     }
     if (add_ass)
-        sb_puts(b, "<|im_start|>assistant\n");
+        kura_buf_puts(b, "<|im_start|>assistant\n");
 }
 
-static void fmt_phi4(struct sb *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
+static void fmt_phi4(struct kura_buf *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_puts(b, "<|im_start|>");
-        sb_puts(b, m[i].role);
-        sb_puts(b, "<|im_sep|>");
-        sb_puts(b, m[i].content);
-        sb_puts(b, "<|im_end|>");
+        kura_buf_puts(b, "<|im_start|>");
+        kura_buf_puts(b, m[i].role);
+        kura_buf_puts(b, "<|im_sep|>");
+        kura_buf_puts(b, m[i].content);
+        kura_buf_puts(b, "<|im_end|>");
     }
     if (add_ass)
-        sb_puts(b, "<|im_start|>assistant<|im_sep|>");
+        kura_buf_puts(b, "<|im_start|>assistant<|im_sep|>");
 }
 
-static void fmt_phi3(struct sb *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
+static void fmt_phi3(struct kura_buf *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_puts(b, "<|");
-        sb_puts(b, m[i].role);
-        sb_puts(b, "|>\n");
-        sb_puts(b, m[i].content);
-        sb_puts(b, "<|end|>\n");
+        kura_buf_puts(b, "<|");
+        kura_buf_puts(b, m[i].role);
+        kura_buf_puts(b, "|>\n");
+        kura_buf_puts(b, m[i].content);
+        kura_buf_puts(b, "<|end|>\n");
     }
     if (add_ass)
-        sb_puts(b, "<|assistant|>\n");
+        kura_buf_puts(b, "<|assistant|>\n");
 }
 
-static void fmt_llama3(struct sb *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
+static void fmt_llama3(struct kura_buf *b, const struct kura_chat_msg *m, size_t n, bool add_ass)
 {
     for (size_t i = 0; i < n; i++) {
-        sb_puts(b, "<|start_header_id|>");
-        sb_puts(b, m[i].role);
-        sb_puts(b, "<|end_header_id|>\n\n");
+        kura_buf_puts(b, "<|start_header_id|>");
+        kura_buf_puts(b, m[i].role);
+        kura_buf_puts(b, "<|end_header_id|>\n\n");
         put_trimmed(b, m[i].content);
-        sb_puts(b, "<|eot_id|>");
+        kura_buf_puts(b, "<|eot_id|>");
     }
     if (add_ass)
-        sb_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        kura_buf_puts(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
-static void fmt_llama2(struct sb *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
+static void fmt_llama2(struct kura_buf *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
                        const enum role *roles, size_t n)
 {
     bool sys_support = t != KURA_CHAT_TMPL_LLAMA2;
     bool bos_inside = t == KURA_CHAT_TMPL_LLAMA2_SYS_BOS;
     bool strip = t == KURA_CHAT_TMPL_LLAMA2_SYS_STRIP;
     bool in_turn = true; /* the first [INST] comes without <s>: the tokenizer adds BOS */
-    sb_puts(b, "[INST] ");
+    kura_buf_puts(b, "[INST] ");
     for (size_t i = 0; i < n; i++) {
         if (!in_turn) {
             in_turn = true;
-            sb_puts(b, bos_inside ? "<s>[INST] " : "[INST] ");
+            kura_buf_puts(b, bos_inside ? "<s>[INST] " : "[INST] ");
         }
         if (roles[i] == ROLE_SYSTEM && sys_support)
-            sb_puts(b, "<<SYS>>\n");
+            kura_buf_puts(b, "<<SYS>>\n");
         if (strip)
             put_trimmed(b, m[i].content);
         else
-            sb_puts(b, m[i].content);
+            kura_buf_puts(b, m[i].content);
         if (roles[i] == ROLE_SYSTEM) {
-            sb_puts(b, sys_support ? "\n<</SYS>>\n\n" : "\n");
+            kura_buf_puts(b, sys_support ? "\n<</SYS>>\n\n" : "\n");
         } else if (roles[i] == ROLE_USER) {
-            sb_puts(b, " [/INST]");
+            kura_buf_puts(b, " [/INST]");
         } else {
-            sb_puts(b, "</s>");
+            kura_buf_puts(b, "</s>");
             in_turn = false;
         }
     }
 }
 
-static void fmt_mistral(struct sb *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
+static void fmt_mistral(struct kura_buf *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
                         const enum role *roles, size_t n)
 {
     const char *lead = t == KURA_CHAT_TMPL_MISTRAL_V1 ? " " : "";
@@ -248,78 +209,78 @@ static void fmt_mistral(struct sb *b, enum kura_chat_tmpl t, const struct kura_c
     bool in_turn = false;
     for (size_t i = 0; i < n; i++) {
         if (!in_turn) {
-            sb_puts(b, lead);
-            sb_puts(b, "[INST]");
-            sb_puts(b, trail);
+            kura_buf_puts(b, lead);
+            kura_buf_puts(b, "[INST]");
+            kura_buf_puts(b, trail);
             in_turn = true;
         }
         if (roles[i] == ROLE_SYSTEM) {
-            sb_puts(b, m[i].content);
-            sb_puts(b, "\n\n");
+            kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, "\n\n");
         } else if (roles[i] == ROLE_USER) {
-            sb_puts(b, m[i].content);
-            sb_puts(b, lead);
-            sb_puts(b, "[/INST]");
+            kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, lead);
+            kura_buf_puts(b, "[/INST]");
         } else {
-            sb_puts(b, trail);
+            kura_buf_puts(b, trail);
             if (trim_ass)
                 put_trimmed(b, m[i].content);
             else
-                sb_puts(b, m[i].content);
-            sb_puts(b, "</s>");
+                kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, "</s>");
             in_turn = false;
         }
     }
 }
 
-static void fmt_mistral_v7(struct sb *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
+static void fmt_mistral_v7(struct kura_buf *b, enum kura_chat_tmpl t, const struct kura_chat_msg *m,
                            const enum role *roles, size_t n)
 {
     const char *sp = t == KURA_CHAT_TMPL_MISTRAL_V7 ? " " : "";
     for (size_t i = 0; i < n; i++) {
         if (roles[i] == ROLE_SYSTEM) {
-            sb_puts(b, "[SYSTEM_PROMPT]");
-            sb_puts(b, sp);
-            sb_puts(b, m[i].content);
-            sb_puts(b, "[/SYSTEM_PROMPT]");
+            kura_buf_puts(b, "[SYSTEM_PROMPT]");
+            kura_buf_puts(b, sp);
+            kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, "[/SYSTEM_PROMPT]");
         } else if (roles[i] == ROLE_USER) {
-            sb_puts(b, "[INST]");
-            sb_puts(b, sp);
-            sb_puts(b, m[i].content);
-            sb_puts(b, "[/INST]");
+            kura_buf_puts(b, "[INST]");
+            kura_buf_puts(b, sp);
+            kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, "[/INST]");
         } else {
-            sb_puts(b, sp);
-            sb_puts(b, m[i].content);
-            sb_puts(b, "</s>");
+            kura_buf_puts(b, sp);
+            kura_buf_puts(b, m[i].content);
+            kura_buf_puts(b, "</s>");
         }
     }
 }
 
 /* Gemma has no system role: system text (trimmed, concatenated) opens the next user turn. */
-static void fmt_gemma(struct sb *b, const struct kura_chat_msg *m, const enum role *roles,
+static void fmt_gemma(struct kura_buf *b, const struct kura_chat_msg *m, const enum role *roles,
                       size_t n, bool add_ass)
 {
-    struct sb sys = {0};
+    struct kura_buf sys = {.max = b->max};
     for (size_t i = 0; i < n; i++) {
         if (roles[i] == ROLE_SYSTEM) {
             put_trimmed(&sys, m[i].content);
             continue;
         }
         bool model = roles[i] == ROLE_ASSISTANT;
-        sb_puts(b, model ? "<start_of_turn>model\n" : "<start_of_turn>user\n");
+        kura_buf_puts(b, model ? "<start_of_turn>model\n" : "<start_of_turn>user\n");
         if (sys.len && !model) {
-            sb_put(b, sys.p, sys.len);
-            sb_puts(b, "\n\n");
-            sys.len = 0;
+            kura_buf_put(b, sys.p, sys.len);
+            kura_buf_puts(b, "\n\n");
+            kura_buf_clear(&sys);
         }
         put_trimmed(b, m[i].content);
-        sb_puts(b, "<end_of_turn>\n");
+        kura_buf_puts(b, "<end_of_turn>\n");
     }
     if (add_ass)
-        sb_puts(b, "<start_of_turn>model\n");
+        kura_buf_puts(b, "<start_of_turn>model\n");
     if (sys.err && !b->err)
         b->err = sys.err;
-    free(sys.p);
+    kura_buf_free(&sys);
 }
 
 enum kura_err kura_chat_format(enum kura_chat_tmpl tmpl, const struct kura_chat_msg *msgs,
@@ -327,7 +288,8 @@ enum kura_err kura_chat_format(enum kura_chat_tmpl tmpl, const struct kura_chat_
                                struct kura_errbuf *eb)
 {
     enum kura_err err;
-    struct sb b = {0};
+    /* the formatted prompt must stay below KURA_CHAT_MAX_BYTES (KURA_ERR_RANGE) */
+    struct kura_buf b = {.max = KURA_CHAT_MAX_BYTES - 1};
     enum role *roles = NULL;
     *out = NULL;
 
@@ -372,7 +334,6 @@ enum kura_err kura_chat_format(enum kura_chat_tmpl tmpl, const struct kura_chat_
         }
     }
 
-    sb_put(&b, "", 0); /* an empty chat still gives "" rather than NULL */
     switch (tmpl) {
     case KURA_CHAT_TMPL_CHATML: fmt_chatml(&b, msgs, n, add_generation_prompt); break;
     case KURA_CHAT_TMPL_PHI4: fmt_phi4(&b, msgs, n, add_generation_prompt); break;
@@ -401,11 +362,15 @@ enum kura_err kura_chat_format(enum kura_chat_tmpl tmpl, const struct kura_chat_
         err = kura_err_set(eb, b.err, "chat: out of memory formatting %zu messages", n);
         goto fail;
     }
+    *out = kura_buf_take(&b); /* "" for an empty chat */
+    if (!*out) {
+        err = kura_err_set(eb, KURA_ERR_NOMEM, "chat: out of memory formatting %zu messages", n);
+        goto fail;
+    }
     free(roles);
-    *out = b.p;
     return KURA_OK;
 fail:
     free(roles);
-    free(b.p);
+    kura_buf_free(&b);
     return err;
 }
