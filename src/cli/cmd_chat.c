@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "core/buf.h"
 #include "kura/chat.h"
 
 #define MAX_TURNS 4096
@@ -31,25 +32,11 @@ static bool on_text(void *ud, const char *s, size_t n)
     return true;
 }
 
-struct reply {
-    char *buf;
-    size_t len, cap;
-};
-
+/* Prints the reply and keeps it (ud: a struct kura_buf). */
 static bool on_text_capture(void *ud, const char *s, size_t n)
 {
-    struct reply *r = ud;
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = (r->len + n + 1) * 2;
-        char *nb = realloc(r->buf, cap);
-        if (!nb)
-            return false;
-        r->buf = nb;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, s, n);
-    r->len += n;
-    r->buf[r->len] = 0;
+    if (kura_buf_put(ud, s, n))
+        return false;
     size_t dummy = 0;
     return on_text(&dummy, s, n);
 }
@@ -181,7 +168,7 @@ static int cmd_chat(int argc, char **argv)
         int32_t n_past = 0;
         while (n_past < n_cached && (size_t)n_past < n_toks && cached[n_past] == toks[n_past])
             n_past++;
-        struct reply rep = {0};
+        struct kura_buf rep = {0};
         struct kura_gen_callbacks cb = {.on_text = on_text_capture, .ud = &rep};
         struct kura_gen_result res;
         e = kura_generate(en.ctx, en.kv, en.tok, toks, (int32_t)n_toks, n_past, &o.gen, &cb,
@@ -192,11 +179,12 @@ static int cmd_chat(int argc, char **argv)
         fputc('\n', stdout);
         if (e) {
             fprintf(stderr, "kura chat: %s\n", eb.msg);
-            free(rep.buf);
+            kura_buf_free(&rep);
             rc = KURA_EXIT_RUNTIME;
             break;
         }
-        owned[n_msgs] = rep.buf ? rep.buf : strdup("");
+        rep.err = KURA_OK; /* a reply cut short by a failed append keeps what it has */
+        owned[n_msgs] = kura_buf_take(&rep);
         msgs[n_msgs].role = "assistant";
         msgs[n_msgs].content = owned[n_msgs];
         n_msgs++;
