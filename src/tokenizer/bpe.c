@@ -95,7 +95,7 @@ static int encode_word(const struct kura_tok *t, const char *w, size_t len, stru
 
 int tok_bpe_encode(const struct kura_tok *t, const char *text, size_t len, struct idvec *out)
 {
-    struct bbuf clean = {0}, word = {0};
+    struct kura_buf clean = {0}, word = {0};
     struct spanvec words = {0};
     struct sym *s = NULL;
     size_t s_cap = 0;
@@ -107,37 +107,37 @@ int tok_bpe_encode(const struct kura_tok *t, const char *text, size_t len, struc
     if ((err = tok_utf8_sanitize(text, len, &clean)))
         goto done;
     if (t->escape_spaces) {
-        struct bbuf esc = {0};
-        for (size_t i = 0; i < clean.n && !err; i++)
-            err = clean.p[i] == ' ' ? bbuf_put(&esc, "\xE2\x96\x81", 3)
-                                    : bbuf_put(&esc, clean.p + i, 1);
-        free(clean.p);
+        struct kura_buf esc = {0};
+        for (size_t i = 0; i < clean.len && !err; i++)
+            err = clean.p[i] == ' ' ? kura_buf_put(&esc, "\xE2\x96\x81", 3)
+                                    : kura_buf_put(&esc, clean.p + i, 1);
+        kura_buf_free(&clean);
         clean = esc;
         if (err)
             goto done;
     }
-    if ((err = tok_pre_split(t, clean.p, clean.n, &words)))
+    if ((err = tok_pre_split(t, clean.p, clean.len, &words)))
         goto done;
     for (size_t k = 0; k < words.n; k++) {
         const char *w = clean.p + words.v[k].off;
         size_t wl = words.v[k].len;
         if (t->byte_encode) {
-            word.n = 0;
+            kura_buf_clear(&word);
             for (size_t i = 0; i < wl; i++) {
                 char u[4];
                 size_t un = tok_byte_to_unicode((unsigned char)w[i], u);
-                if ((err = bbuf_put(&word, u, un)))
+                if ((err = kura_buf_put(&word, u, un)))
                     goto done;
             }
             w = word.p;
-            wl = word.n;
+            wl = word.len;
         }
         if ((err = encode_word(t, w, wl, &s, &s_cap, &h, out)))
             goto done;
     }
 done:
-    free(clean.p);
-    free(word.p);
+    kura_buf_free(&clean);
+    kura_buf_free(&word);
     free(words.v);
     free(s);
     free(h.v);

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
-
 uint32_t tok_hash(const char *s, size_t len, uint32_t tag)
 {
     /* FNV-1a, 64-bit, folded: fast enough for short token strings and well distributed. */
@@ -201,30 +199,6 @@ int idvec_push(struct idvec *iv, int32_t id)
         iv->cap = ncap;
     }
     iv->v[iv->n++] = id;
-    return KURA_OK;
-}
-
-int bbuf_put(struct bbuf *b, const void *s, size_t len)
-{
-    size_t need;
-    if (kura_add_overflow(b->n, len + 1, &need))
-        return KURA_ERR_RANGE;
-    if (need > b->cap) {
-        size_t ncap = b->cap ? b->cap : 64;
-        while (ncap < need) {
-            if (kura_mul_overflow(ncap, 2, &ncap))
-                return KURA_ERR_RANGE;
-        }
-        char *np = realloc(b->p, ncap);
-        if (!np)
-            return KURA_ERR_NOMEM;
-        b->p = np;
-        b->cap = ncap;
-    }
-    if (len)
-        memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
     return KURA_OK;
 }
 

@@ -9,6 +9,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/buf.h"
 #include "kura/tokenizer.h"
 
 /* Token attributes (a token's type plus the strip flags some models set). */
@@ -132,20 +133,13 @@ struct idvec {
 };
 int idvec_push(struct idvec *iv, int32_t id);
 
-/* Growable byte buffer. */
-struct bbuf {
-    char *p;
-    size_t n, cap;
-};
-int bbuf_put(struct bbuf *b, const void *s, size_t len);
-
 /* UTF-8 helpers (utf8.c). */
 size_t tok_utf8_len(unsigned char lead); /* length from the lead byte alone, 1 for invalid */
 /* Decodes one strictly valid character at s[0..len); returns its length or 0 when invalid. */
 size_t tok_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp /* OUT */);
 size_t tok_utf8_encode(uint32_t cp, char *out /* >= 4 bytes */);
 /* Copy of s with every invalid byte replaced by U+FFFD. */
-int tok_utf8_sanitize(const char *s, size_t len, struct bbuf *out);
+int tok_utf8_sanitize(const char *s, size_t len, struct kura_buf *out);
 
 /* Sessions: each appends to out; return 0 or a kura_err. Scratch lives in the call. */
 int tok_spm_encode(const struct kura_tok *t, const char *text, size_t len, struct idvec *out);

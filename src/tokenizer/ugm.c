@@ -125,7 +125,7 @@ static size_t norm_prefix(const struct kura_tok *t, const char *in, size_t len, 
     return n;
 }
 
-static int normalize(const struct kura_tok *t, const char *in, size_t len, struct bbuf *out)
+static int normalize(const struct kura_tok *t, const char *in, size_t len, struct kura_buf *out)
 {
     static const char space[] = "\xE2\x96\x81"; /* escape_whitespaces is on for these models */
     bool prepend = t->add_space_prefix, merge = t->remove_extra_ws;
@@ -140,16 +140,16 @@ static int normalize(const struct kura_tok *t, const char *in, size_t len, struc
                 if (!in_word) {
                     in_word = true;
                     if ((prepend && !prepended) || merge) {
-                        if ((err = bbuf_put(out, space, 3)))
+                        if ((err = kura_buf_put(out, space, 3)))
                             return err;
                         prepended = true;
                     }
                 }
-                if ((err = bbuf_put(out, rep + i, 1)))
+                if ((err = kura_buf_put(out, rep + i, 1)))
                     return err;
             } else {
                 in_word = false;
-                if (!merge && (err = bbuf_put(out, space, 3)))
+                if (!merge && (err = kura_buf_put(out, space, 3)))
                     return err;
             }
         }
@@ -165,12 +165,12 @@ struct best {
 
 int tok_ugm_encode(const struct kura_tok *t, const char *text, size_t len, struct idvec *out)
 {
-    struct bbuf nb = {0};
+    struct kura_buf nb = {0};
     struct best *b = NULL;
     int err;
     if ((err = normalize(t, text, len, &nb)))
         goto done;
-    size_t n = nb.n;
+    size_t n = nb.len;
     if (n == 0)
         goto done;
     const char *s = nb.p;
@@ -238,7 +238,7 @@ int tok_ugm_encode(const struct kura_tok *t, const char *text, size_t len, struc
         out->v[j] = tmp;
     }
 done:
-    free(nb.p);
+    kura_buf_free(&nb);
     free(b);
     return err;
 }

@@ -81,7 +81,7 @@ size_t tok_utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
-int tok_utf8_sanitize(const char *s, size_t len, struct bbuf *out)
+int tok_utf8_sanitize(const char *s, size_t len, struct kura_buf *out)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0;
@@ -94,14 +94,14 @@ int tok_utf8_sanitize(const char *s, size_t len, struct bbuf *out)
             continue;
         }
         /* flush the valid run, then one U+FFFD for this byte (as the reference does) */
-        if ((err = bbuf_put(out, s + run, i - run)))
+        if ((err = kura_buf_put(out, s + run, i - run)))
             return err;
-        if ((err = bbuf_put(out, "\xEF\xBF\xBD", 3)))
+        if ((err = kura_buf_put(out, "\xEF\xBF\xBD", 3)))
             return err;
         i++;
         run = i;
     }
-    return bbuf_put(out, s + run, len - run);
+    return kura_buf_put(out, s + run, len - run);
 }
 
 /* ---- byte-level BPE alphabet (GPT-2): printable bytes map to themselves, the others to

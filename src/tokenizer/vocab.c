@@ -657,24 +657,24 @@ done:
 
 /* SPM: spaces -> U+2581, with the space prefix when the previous fragment was special. */
 static int spm_fragment(const struct kura_tok *t, const char *text, size_t len, bool prefix,
-                        struct bbuf *buf, struct idvec *out)
+                        struct kura_buf *buf, struct idvec *out)
 {
     int err = KURA_OK;
-    buf->n = 0;
-    if (prefix && (err = bbuf_put(buf, "\xE2\x96\x81", 3)))
+    kura_buf_clear(buf);
+    if (prefix && (err = kura_buf_put(buf, "\xE2\x96\x81", 3)))
         return err;
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] != ' ')
             continue;
-        if ((err = bbuf_put(buf, text + run, i - run)) ||
-            (err = bbuf_put(buf, "\xE2\x96\x81", 3)))
+        if ((err = kura_buf_put(buf, text + run, i - run)) ||
+            (err = kura_buf_put(buf, "\xE2\x96\x81", 3)))
             return err;
         run = i + 1;
     }
-    if ((err = bbuf_put(buf, text + run, len - run)))
+    if ((err = kura_buf_put(buf, text + run, len - run)))
         return err;
-    return tok_spm_encode(t, buf->p, buf->n, out);
+    return tok_spm_encode(t, buf->p, buf->len, out);
 }
 
 enum kura_err kura_tok_encode(const struct kura_tok *t, const char *text, size_t len,
@@ -683,7 +683,7 @@ enum kura_err kura_tok_encode(const struct kura_tok *t, const char *text, size_t
 {
     struct fragvec fv = {0};
     struct idvec out = {0};
-    struct bbuf buf = {0};
+    struct kura_buf buf = {0};
     int err = KURA_OK;
     *ids = NULL;
     *n_ids = 0;
@@ -727,13 +727,13 @@ enum kura_err kura_tok_encode(const struct kura_tok *t, const char *text, size_t
             goto fail;
     }
     free(fv.v);
-    free(buf.p);
+    kura_buf_free(&buf);
     *ids = out.v;
     *n_ids = out.n;
     return KURA_OK;
 fail:
     free(fv.v);
-    free(buf.p);
+    kura_buf_free(&buf);
     free(out.v);
     return kura_err_set(eb, (enum kura_err)err, "tokenize: %s", kura_err_str((enum kura_err)err));
 }
@@ -820,7 +820,7 @@ size_t kura_tok_piece(const struct kura_tok *t, int32_t id, unsigned flags, char
 enum kura_err kura_tok_decode(const struct kura_tok *t, const int32_t *ids, size_t n_ids,
                               unsigned flags, char **text, size_t *len, struct kura_errbuf *eb)
 {
-    struct bbuf b = {0};
+    struct kura_buf b = {0};
     char small[256];
     int err = KURA_OK;
     *text = NULL;
@@ -831,11 +831,11 @@ enum kura_err kura_tok_decode(const struct kura_tok *t, const int32_t *ids, size
         remove_space = false;
         i = 1;
     }
-    if ((err = bbuf_put(&b, "", 0)))
+    if ((err = kura_buf_put(&b, "", 0)))
         goto fail;
     for (; i < n_ids; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) {
-            free(b.p);
+            kura_buf_free(&b);
             return kura_err_set(eb, KURA_ERR_INVALID, "detokenize: id %d at position %zu out of "
                                 "range (vocabulary of %d)", (int)ids[i], i, (int)t->n_vocab);
         }
@@ -856,15 +856,15 @@ enum kura_err kura_tok_decode(const struct kura_tok *t, const int32_t *ids, size
             n--;
         }
         remove_space = false;
-        err = bbuf_put(&b, p, n);
+        err = kura_buf_put(&b, p, n);
         free(big);
         if (err)
             goto fail;
     }
     *text = b.p;
-    *len = b.n;
+    *len = b.len;
     return KURA_OK;
 fail:
-    free(b.p);
+    kura_buf_free(&b);
     return kura_err_set(eb, (enum kura_err)err, "detokenize: %s", kura_err_str((enum kura_err)err));
 }

@@ -32,7 +32,7 @@ static uint32_t nfd_first(uint32_t c)
 }
 
 /* Words as spans into norm (NUL-free buffer). */
-static int preprocess(const char *text, size_t len, struct bbuf *norm, struct spanvec *words)
+static int preprocess(const char *text, size_t len, struct kura_buf *norm, struct spanvec *words)
 {
     int err;
     size_t start = 0;
@@ -47,7 +47,7 @@ static int preprocess(const char *text, size_t len, struct bbuf *norm, struct sp
         i += n;
         cp = nfd_first(cp);
         if (is_ws(cp)) {
-            if (open && norm->n > start && (err = spanvec_push(words, start, norm->n - start)))
+            if (open && norm->len > start && (err = spanvec_push(words, start, norm->len - start)))
                 return err;
             open = false;
             continue;
@@ -62,39 +62,39 @@ static int preprocess(const char *text, size_t len, struct bbuf *norm, struct sp
         char u[4];
         size_t un = tok_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
         if (punct || (cp < 0x7F && sym) || is_chinese(cp)) {
-            if (open && norm->n > start && (err = spanvec_push(words, start, norm->n - start)))
+            if (open && norm->len > start && (err = spanvec_push(words, start, norm->len - start)))
                 return err;
-            start = norm->n;
-            if ((err = bbuf_put(norm, u, un)) || (err = spanvec_push(words, start, un)))
+            start = norm->len;
+            if ((err = kura_buf_put(norm, u, un)) || (err = spanvec_push(words, start, un)))
                 return err;
             open = false;
             continue;
         }
         if (!open) {
-            start = norm->n;
+            start = norm->len;
             open = true;
         }
-        if ((err = bbuf_put(norm, u, un)))
+        if ((err = kura_buf_put(norm, u, un)))
             return err;
     }
-    if (open && norm->n > start && (err = spanvec_push(words, start, norm->n - start)))
+    if (open && norm->len > start && (err = spanvec_push(words, start, norm->len - start)))
         return err;
     return KURA_OK;
 }
 
 int tok_wpm_encode(const struct kura_tok *t, const char *text, size_t len, struct idvec *out)
 {
-    struct bbuf norm = {0}, word = {0};
+    struct kura_buf norm = {0}, word = {0};
     struct spanvec words = {0};
     int err;
     if ((err = preprocess(text, len, &norm, &words)))
         goto done;
     for (size_t k = 0; k < words.n; k++) {
-        word.n = 0;
-        if ((err = bbuf_put(&word, "\xE2\x96\x81", 3)) ||
-            (err = bbuf_put(&word, norm.p + words.v[k].off, words.v[k].len)))
+        kura_buf_clear(&word);
+        if ((err = kura_buf_put(&word, "\xE2\x96\x81", 3)) ||
+            (err = kura_buf_put(&word, norm.p + words.v[k].off, words.v[k].len)))
             goto done;
-        size_t n = word.n, mark = out->n;
+        size_t n = word.len, mark = out->n;
         for (size_t i = 0; i < n; i++) {
             bool match = false;
             size_t jmax = i + t->max_token_len + 1 < n ? i + t->max_token_len + 1 : n;
@@ -117,8 +117,8 @@ int tok_wpm_encode(const struct kura_tok *t, const char *text, size_t len, struc
             goto done;
     }
 done:
-    free(norm.p);
-    free(word.p);
+    kura_buf_free(&norm);
+    kura_buf_free(&word);
     free(words.v);
     return err;
 }
