@@ -474,8 +474,7 @@ struct conn {
     struct kura_server *srv;
     enum route route;
     double t0;
-    char *body;
-    size_t len, cap;
+    struct kura_buf body; /* the request body so far (its limits are checked where it grows) */
     bool too_big, too_busy, handled;
     int status;
     bool authed;
@@ -1285,7 +1284,7 @@ static enum MHD_Result gen_submit(struct conn *c, struct MHD_Connection *mc)
     struct api_error e;
     enum api_kind kind = c->route == R_CHAT ? API_CHAT : c->route == R_COMPL ? API_COMPLETION
                                                                              : API_EMBEDDING;
-    if (!api_parse(kind, c->body, c->len, &rq, &e))
+    if (!api_parse(kind, c->body.p, c->body.len, &rq, &e))
         return send_error(c, mc, &e, 0);
     enum MHD_Result res;
     struct model_rt *m = NULL;
@@ -1605,7 +1604,7 @@ static enum MHD_Result embed_start(struct conn *c, struct MHD_Connection *mc)
     struct api_error e;
     if (!rq)
         return MHD_NO;
-    if (!api_parse(API_EMBEDDING, c->body, c->len, rq, &e)) {
+    if (!api_parse(API_EMBEDDING, c->body.p, c->body.len, rq, &e)) {
         free(rq);
         return send_error(c, mc, &e, 0);
     }
@@ -1755,37 +1754,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_big || c->too_busy || c->len + n > (size_t)s->cfg.max_body_bytes) {
+        if (c->too_big || c->too_busy || c->body.len + n > (size_t)s->cfg.max_body_bytes) {
             c->too_big = !c->too_busy;
-            atomic_fetch_sub(&s->body_bytes, c->len);
-            free(c->body);
-            c->body = NULL;
-            c->len = c->cap = 0;
+            atomic_fetch_sub(&s->body_bytes, c->body.len);
+            kura_buf_free(&c->body);
             return MHD_YES; /* answered with 413 once the body ends */
         }
         if (atomic_fetch_add(&s->body_bytes, n) + n > KURA_SERVE_MAX_BODY_TOTAL) {
             /* all connections together may not pin unbounded memory */
-            atomic_fetch_sub(&s->body_bytes, n + c->len);
+            atomic_fetch_sub(&s->body_bytes, n + c->body.len);
             c->too_busy = true;
-            free(c->body);
-            c->body = NULL;
-            c->len = c->cap = 0;
+            kura_buf_free(&c->body);
             return MHD_YES; /* answered with 503 once the body ends */
         }
-        if (c->len + n + 1 > c->cap) {
-            size_t cap = c->cap ? c->cap : 4096;
-            while (cap < c->len + n + 1)
-                cap *= 2;
-            char *p = realloc(c->body, cap);
-            if (!p)
-                return MHD_NO;
-            c->body = p;
-            c->cap = cap;
-        }
-        memcpy(c->body + c->len, upload, n);
-        c->len += n;
-        c->body[c->len] = 0;
-        return MHD_YES;
+        return kura_buf_put(&c->body, upload, n) ? MHD_NO : MHD_YES;
     }
     /* body complete (or resumed) */
     if (c->too_busy)
@@ -1911,8 +1893,8 @@ static void completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     json_decref(c->policy_rec);
     free(c->prompt_text);
     free(c->oai_user);
-    atomic_fetch_sub(&s->body_bytes, c->len);
-    free(c->body);
+    atomic_fetch_sub(&s->body_bytes, c->body.len);
+    kura_buf_free(&c->body);
     free(c);
 }
 
