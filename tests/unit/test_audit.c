@@ -468,6 +468,17 @@ static void test_torn_tail(void)
     kura_audit_close(log, &eb);
     CHECKF(kura_audit_verify_file(dir, &vo, true, &r, &eb) == KURA_OK, "%s", r.message);
     CHECK(r.n_seals == 3);
+    /* Many torn lines at once: one seal names them all (its details once outgrew a fixed
+     * 512-byte formatting buffer and the open failed). */
+    for (int i = 0; i < 12; i++) {
+        append_raw(p, torn, 10 + (size_t)i);
+        append_raw(p, "\n", 1);
+    }
+    CHECKF(kura_audit_open(dir, k, &o, &log, &info, &eb) == KURA_OK, "%s", eb.msg);
+    CHECK(info.sealed && info.torn_lines == 12);
+    kura_audit_close(log, &eb);
+    CHECKF(kura_audit_verify_file(dir, &vo, true, &r, &eb) == KURA_OK, "%s", r.message);
+    CHECK(r.n_seals == 4);
 
     /* A complete record whose newline was not written: terminated, not sealed. */
     b = slurp(p, &len1);
