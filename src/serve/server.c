@@ -1767,7 +1767,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
             kura_buf_free(&c->body);
             return MHD_YES; /* answered with 503 once the body ends */
         }
-        return kura_buf_put(&c->body, upload, n) ? MHD_NO : MHD_YES;
+        if (kura_buf_put(&c->body, upload, n)) {
+            atomic_fetch_sub(&s->body_bytes, n); /* counted above, never held */
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
     /* body complete (or resumed) */
     if (c->too_busy)
